@@ -1,0 +1,60 @@
+"""Device authentication: `Authorization: Api-Key <key>`."""
+
+from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.permissions import BasePermission
+
+from telemetry.models import DeviceAPIKey
+
+KEYWORD = "Api-Key"
+
+
+class DeviceKeyAuthentication(BaseAuthentication):
+    """Authenticate a device by its key; `request.auth` becomes the `DeviceAPIKey`.
+
+    The user stays anonymous: a key is not a person. One indexed query per request (by prefix);
+    the hash check is SHA-512, not a slow password hasher.
+    """
+
+    def authenticate(self, request):
+        header = get_authorization_header(request).split()
+        if not header or header[0].decode("latin-1").lower() != KEYWORD.lower():
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed(
+                f"Send the key as 'Authorization: {KEYWORD} <key>'."
+            )
+        key = header[1].decode("latin-1")
+        try:
+            api_key = DeviceAPIKey.objects.get_from_key(key)
+        except DeviceAPIKey.DoesNotExist:
+            raise exceptions.AuthenticationFailed("Unknown or revoked API key.") from None
+        if api_key.expiry_date is not None and api_key.expiry_date < timezone.now():
+            raise exceptions.AuthenticationFailed("This API key has expired.")
+        api_key.mark_used()
+        return (None, api_key)
+
+    def authenticate_header(self, request) -> str:
+        return KEYWORD
+
+
+class HasDeviceKey(BasePermission):
+    message = f"A device key is required: 'Authorization: {KEYWORD} <key>'."
+
+    def has_permission(self, request, view) -> bool:
+        return isinstance(request.auth, DeviceAPIKey)
+
+
+class DeviceKeyAuthenticationScheme(OpenApiAuthenticationExtension):
+    target_class = "telemetry.authentication.DeviceKeyAuthentication"
+    name = "ApiKeyAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": f"Device key, sent as `{KEYWORD} <key>`.",
+        }

@@ -1,0 +1,130 @@
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import DatabaseError, connection
+from django.http import HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.exceptions import ParseError, PermissionDenied
+from rest_framework.permissions import IsAdminUser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from telemetry import metrics
+from telemetry.authentication import DeviceKeyAuthentication, HasDeviceKey
+from telemetry.openapi import INGEST_RESPONSES, request_examples, request_schema
+from telemetry.parsers import RequestTooLarge, StrictJSONParser
+from telemetry.schemas import MalformedBody, ParsedReadings, readings_parse
+from telemetry.serializers import IngestResultSerializer
+from telemetry.services import DeviceScopeError, IngestResult, readings_ingest
+
+
+class IngestView(APIView):
+    """Store one reading or a batch; see the contract's ingestion table for the status codes."""
+
+    authentication_classes = [DeviceKeyAuthentication]
+    permission_classes = [HasDeviceKey]
+    parser_classes = [StrictJSONParser]
+    kind: str | None = None  # "meter" / "vehicle" on the typed routes
+    batch_only = False
+
+    def post(self, request):
+        try:
+            parsed = readings_parse(
+                request.data,
+                now=timezone.now(),
+                max_future=timedelta(seconds=settings.TELEMETRY_MAX_FUTURE_SECONDS),
+                kind=self.kind,
+                batch_only=self.batch_only,
+            )
+        except MalformedBody as error:
+            raise ParseError(str(error)) from None
+        if parsed.is_batch and parsed.size == 0:
+            raise ParseError("The batch is empty.")
+        if parsed.size > settings.TELEMETRY_MAX_BATCH:
+            raise RequestTooLarge(
+                f"A batch holds at most {settings.TELEMETRY_MAX_BATCH} readings; "
+                f"this one has {parsed.size}."
+            )
+        try:
+            result = readings_ingest(parsed=parsed, api_key=request.auth)
+        except DeviceScopeError as error:
+            raise PermissionDenied(str(error)) from None
+        return Response(IngestResultSerializer(result).data, status=_status_of(parsed, result))
+
+    def handle_exception(self, exc):
+        """Errors keep the ingest response shape: nothing accepted, and why."""
+        response = super().handle_exception(exc)
+        detail = response.data.get("detail") if isinstance(response.data, dict) else None
+        response.data = {"accepted": 0, "duplicates": 0, "rejected": [], "detail": str(detail)}
+        return response
+
+
+def _status_of(parsed: ParsedReadings, result: IngestResult) -> int:
+    if len(result.rejected) == parsed.size:
+        return status.HTTP_400_BAD_REQUEST
+    if result.rejected:
+        return status.HTTP_207_MULTI_STATUS
+    if result.accepted:
+        return status.HTTP_201_CREATED
+    return status.HTTP_200_OK
+
+
+def ingest_view(*, kind: str | None, batch_only: bool, summary: str, operation_id: str):
+    """An `IngestView` for one route, documented for that route's shapes."""
+
+    def post(self, request):
+        return IngestView.post(self, request)
+
+    documented_post = extend_schema(
+        operation_id=operation_id,
+        summary=summary,
+        tags=["ingestion"],
+        request=request_schema(kind=kind, batch_only=batch_only),
+        examples=request_examples(kind=kind, batch_only=batch_only),
+        responses=INGEST_RESPONSES,
+    )(post)
+    view_class = type(
+        f"IngestView_{operation_id}",
+        (IngestView,),
+        {"kind": kind, "batch_only": batch_only, "post": documented_post},
+    )
+    return view_class.as_view()
+
+
+class MetricsView(APIView):
+    """Prometheus metrics of this service (staff only)."""
+
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(exclude=True)
+    def get(self, request):
+        body, content_type = metrics.exposition()
+        return HttpResponse(body, content_type=content_type)
+
+
+def healthz(request):
+    """The process is up (no database call: a liveness probe must not fail with the database)."""
+    return HttpResponse("ok\n", content_type="text/plain")
+
+
+def readyz(request):
+    """The database answers; 503 when it does not (a readiness probe)."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except DatabaseError as error:
+        return HttpResponse(
+            f"database unavailable: {error.__class__.__name__}\n",
+            status=503,
+            content_type="text/plain",
+        )
+    return HttpResponse("ready\n", content_type="text/plain")
+
+
+def home(request):
+    """Point a person at the docs and the admin."""
+    return render(request, "telemetry/home.html")
