@@ -266,7 +266,7 @@ def _postgres_sql(stream: Stream) -> str:
     rate of separate statements, and `unnest` of typed arrays is the cheapest way to pass a batch
     as parameters (`import_telemetry` runs the same statement over a COPY-filled staging table).
     """
-    return _postgres_sql_from(
+    return postgres_store_sql(
         stream,
         "SELECT * FROM unnest(%s::bigint[], %s::timestamptz[], "
         + ", ".join("%s::float8[]" for _ in stream.columns)
@@ -274,7 +274,12 @@ def _postgres_sql(stream: Stream) -> str:
     )
 
 
-def _postgres_sql_from(stream: Stream, source: str) -> str:
+def postgres_store_sql(stream: Stream, source: str) -> str:
+    """The store statement reading its rows from `source`, a SELECT of (device, recorded_at, *columns).
+
+    Its one parameter is `received_at`; `source` may add parameters before it. `source` is SQL text
+    written in code (an unnest of parameters, a staging table), never built from input.
+    """
     cols = ", ".join(stream.columns)
     device = stream.device_column
     live_updates = ", ".join(
