@@ -275,7 +275,7 @@ def _postgres_sql(stream: Stream) -> str:
 
 
 def postgres_store_sql(stream: Stream, source: str) -> str:
-    """The store statement reading its rows from `source`, a SELECT of (device, recorded_at, *columns).
+    """The store statement over `source`: a SELECT of (device, recorded_at, *columns).
 
     Its one parameter is `received_at`; `source` may add parameters before it. `source` is SQL text
     written in code (an unnest of parameters, a staging table), never built from input.

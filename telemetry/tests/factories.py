@@ -1,4 +1,4 @@
-"""Builders of readings for tests: wire payloads (camelCase dicts) and stored rows via the service."""
+"""Builders of readings for tests: wire payloads (camelCase) and rows stored via the service."""
 
 from datetime import UTC, datetime, timedelta
 
