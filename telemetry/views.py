@@ -31,6 +31,8 @@ class IngestView(APIView):
     batch_only = False
 
     def post(self, request):
+        if not request.META.get("CONTENT_LENGTH", "0").strip("0"):
+            raise ParseError("The body is empty: send a reading or a batch of readings.")
         try:
             parsed = readings_parse(
                 request.data,
