@@ -1,5 +1,6 @@
 """Device authentication: `Authorization: Api-Key <key>`."""
 
+from django.db import connection
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
@@ -27,10 +28,9 @@ class DeviceKeyAuthentication(BaseAuthentication):
                 f"Send the key as 'Authorization: {KEYWORD} <key>'."
             )
         key = header[1].decode("latin-1")
-        try:
-            api_key = DeviceAPIKey.objects.get_from_key(key)
-        except DeviceAPIKey.DoesNotExist:
-            raise exceptions.AuthenticationFailed("Unknown or revoked API key.") from None
+        api_key = _usable_key(key)
+        if api_key is None:
+            raise exceptions.AuthenticationFailed("Unknown or revoked API key.")
         if api_key.expiry_date is not None and api_key.expiry_date < timezone.now():
             raise exceptions.AuthenticationFailed("This API key has expired.")
         api_key.mark_used()
@@ -38,6 +38,29 @@ class DeviceKeyAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request) -> str:
         return KEYWORD
+
+
+def _usable_key(key: str) -> DeviceAPIKey | None:
+    """The unrevoked key with this text, or None.
+
+    What `APIKeyManager.get_from_key` does, with the lookup by prefix written as one parameterised
+    SQL statement: compiling the ORM query was a fifth of the single-reading path's CPU time.
+    """
+    prefix, _, _ = key.partition(".")
+    table = DeviceAPIKey._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {_KEY_COLUMNS} FROM {table} WHERE prefix = %s AND NOT revoked", [prefix]
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    api_key = DeviceAPIKey.from_db(connection.alias, _KEY_FIELDS, row)
+    return api_key if api_key.is_valid(key) else None
+
+
+_KEY_FIELDS = [field.attname for field in DeviceAPIKey._meta.concrete_fields]
+_KEY_COLUMNS = ", ".join(field.column for field in DeviceAPIKey._meta.concrete_fields)
 
 
 class HasDeviceKey(BasePermission):

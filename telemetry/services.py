@@ -25,10 +25,8 @@ from telemetry import metrics
 from telemetry.models import DeviceAPIKey
 from telemetry.partitions import forget_known_partitions, partitions_ensure
 from telemetry.schemas import (
-    MeterReadingIn,
     ParsedReadings,
     Rejection,
-    VehicleReadingIn,
 )
 
 logger = logging.getLogger("telemetry.ingest")
@@ -71,6 +69,12 @@ class Stream:
     columns: tuple[str, ...]
     # (rollup column, aggregate over the newly inserted rows)
     hourly_sums: tuple[tuple[str, str], ...]
+    registry: str  # the device table, and its external id column and wire name
+    registry_id: str
+    wire_id: str
+
+    def registry_model(self) -> type[Meter] | type[Vehicle]:
+        return Meter if self.registry == Meter._meta.db_table else Vehicle
 
 
 METER_STREAM = Stream(
@@ -80,6 +84,9 @@ METER_STREAM = Stream(
     device_column="meter_id",
     columns=("energy_kwh", "voltage_v"),
     hourly_sums=(("energy_kwh", "sum(energy_kwh)"), ("reading_count", "count(*)")),
+    registry="fleet_meter",
+    registry_id="meter_id",
+    wire_id="meterId",
 )
 VEHICLE_STREAM = Stream(
     history="telemetry_vehiclereading",
@@ -92,6 +99,9 @@ VEHICLE_STREAM = Stream(
         ("battery_temp_sum_c", "sum(battery_temp_c)"),
         ("reading_count", "count(*)"),
     ),
+    registry="fleet_vehicle",
+    registry_id="vehicle_id",
+    wire_id="vehicleId",
 )
 
 
@@ -143,75 +153,66 @@ def readings_ingest(
     return result
 
 
+# (index in the request, device external id, recorded_at, value columns)
+Item = tuple[int, str, datetime, tuple[float, ...]]
+
+
 def _store_request(
     parsed: ParsedReadings, rejected: list[Rejection], received_at: datetime
 ) -> StoreCounts:
-    register = settings.TELEMETRY_AUTO_REGISTER
+    meter_items = [
+        (i, r.meter_id, r.timestamp, (r.kwh_consumed_ac, r.voltage)) for i, r in parsed.meters
+    ]
+    vehicle_items = [
+        (i, r.vehicle_id, r.timestamp, (r.kwh_delivered_dc, r.soc, r.battery_temp))
+        for i, r in parsed.vehicles
+    ]
     with transaction.atomic(durable=True):
-        meter_rows = _rows_for(
-            parsed.meters,
-            Meter,
-            "meter_id",
-            "meterId",
-            register,
-            rejected,
-            lambda r: (r.kwh_consumed_ac, r.voltage),
-            lambda r: r.meter_id,
-        )
-        vehicle_rows = _rows_for(
-            parsed.vehicles,
-            Vehicle,
-            "vehicle_id",
-            "vehicleId",
-            register,
-            rejected,
-            lambda r: (r.kwh_delivered_dc, r.soc, r.battery_temp),
-            lambda r: r.vehicle_id,
-        )
-        meters = readings_store(stream=METER_STREAM, rows=meter_rows, received_at=received_at)
-        vehicles = readings_store(stream=VEHICLE_STREAM, rows=vehicle_rows, received_at=received_at)
+        meters = _store_items(METER_STREAM, meter_items, rejected, received_at)
+        vehicles = _store_items(VEHICLE_STREAM, vehicle_items, rejected, received_at)
     return StoreCounts(
         accepted=meters.accepted + vehicles.accepted,
         duplicates=meters.duplicates + vehicles.duplicates,
     )
 
 
-def _rows_for(
-    readings: Sequence[tuple[int, MeterReadingIn | VehicleReadingIn]],
-    model: type[Meter] | type[Vehicle],
-    id_field: str,
-    wire_field: str,
-    register: bool,
-    rejected: list[Rejection],
-    values_of,
-    device_of,
-) -> list[Row]:
-    if not readings:
-        return []
+def _store_items(
+    stream: Stream, items: list[Item], rejected: list[Rejection], received_at: datetime
+) -> StoreCounts:
+    """Store one stream's readings of a request; unknown devices are registered or rejected.
+
+    On PostgreSQL the store statement resolves devices by external id itself, so a request for
+    known devices is one round trip. When it finds unknown devices (their first reading), they are
+    registered and the statement runs again: what the first run stored is then a conflict, so the
+    two runs' inserted counts add up to exactly the new readings.
+    """
+    if not items:
+        return StoreCounts(0, 0)
+    accepted = 0
+    if connection.vendor == "postgresql":
+        accepted, complete = _store_postgres_by_external_id(stream, items, received_at)
+        if complete:
+            return StoreCounts(accepted, len(items) - accepted)
+    model = stream.registry_model()
     ids = devices_resolve(
         model=model,
-        id_field=id_field,
-        external_ids={device_of(r) for _, r in readings},
-        register=register,
+        id_field=stream.registry_id,
+        external_ids={external_id for _, external_id, _, _ in items},
+        register=settings.TELEMETRY_AUTO_REGISTER,
     )
     rows = []
-    for index, reading in readings:
-        pk = ids.get(device_of(reading))
+    for index, external_id, recorded_at, values in items:
+        pk = ids.get(external_id)
         if pk is None:
-            rejected.append(
-                Rejection(
-                    index,
-                    {
-                        wire_field: [
-                            f"Unknown {model._meta.verbose_name} {device_of(reading)!r}; "
-                            "automatic registration is off (TELEMETRY_AUTO_REGISTER)."
-                        ]
-                    },
-                )
+            message = (
+                f"Unknown {model._meta.verbose_name} {external_id!r}; "
+                "automatic registration is off (TELEMETRY_AUTO_REGISTER)."
             )
-            continue
-        rows.append(Row(pk, reading.timestamp, values_of(reading)))
-    return rows
+            rejected.append(Rejection(index, {stream.wire_id: [message]}))
+        else:
+            rows.append(Row(pk, recorded_at, values))
+    accepted += readings_store(stream=stream, rows=rows, received_at=received_at).accepted
+    return StoreCounts(accepted, len(rows) - accepted)
 
 
 def devices_resolve(
@@ -277,7 +278,8 @@ def _postgres_sql(stream: Stream) -> str:
 def postgres_store_sql(stream: Stream, source: str) -> str:
     """The store statement over `source`: a SELECT of (device, recorded_at, *columns).
 
-    Its one parameter is `received_at`; `source` may add parameters before it. `source` is SQL text
+    It returns one row: (rows inserted, rows read from `source`). Its one parameter is
+    `received_at`; `source` may add parameters before it. `source` is SQL text
     written in code (an unnest of parameters, a staging table), never built from input.
     """
     cols = ", ".join(stream.columns)
@@ -313,11 +315,47 @@ def postgres_store_sql(stream: Stream, source: str) -> str:
             FROM inserted GROUP BY 1, 2 ORDER BY 1, 2
             ON CONFLICT ({device}, hour) DO UPDATE SET {hourly_updates}
         )
-        SELECT count(*) FROM inserted
+        SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM input)
     """
 
 
+def _postgres_sql_by_external_id(stream: Stream) -> str:
+    """The store statement fed by external device ids, joined to the registry in the statement.
+
+    Readings of devices not registered yet drop out of the join; the caller compares the count of
+    resolved rows with what it sent.
+    """
+    values = ", ".join(f"i.{column}" for column in stream.columns)
+    arrays = ", ".join("%s::float8[]" for _ in stream.columns)
+    return postgres_store_sql(
+        stream,
+        f"SELECT d.id, i.recorded_at, {values} "
+        f"FROM unnest(%s::text[], %s::timestamptz[], {arrays}) "
+        f"AS i(device_key, recorded_at, {', '.join(stream.columns)}) "
+        f"JOIN {stream.registry} d ON d.{stream.registry_id} = i.device_key",
+    )
+
+
 _POSTGRES_SQL = {stream: _postgres_sql(stream) for stream in (METER_STREAM, VEHICLE_STREAM)}
+_POSTGRES_SQL_BY_EXTERNAL_ID = {
+    stream: _postgres_sql_by_external_id(stream) for stream in (METER_STREAM, VEHICLE_STREAM)
+}
+
+
+def _store_postgres_by_external_id(
+    stream: Stream, items: list[Item], received_at: datetime
+) -> tuple[int, bool]:
+    """Run the store statement on external ids; return (stored, every device was known)."""
+    unique: dict[tuple[str, datetime], Item] = {}
+    for item in items:
+        unique.setdefault((item[1], item[2]), item)
+    params: list = [[item[1] for item in unique.values()], [item[2] for item in unique.values()]]
+    params += [[item[3][i] for item in unique.values()] for i in range(len(stream.columns))]
+    params.append(received_at)
+    with connection.cursor() as cursor:
+        cursor.execute(_POSTGRES_SQL_BY_EXTERNAL_ID[stream], params)
+        inserted, resolved = cursor.fetchone()
+    return inserted, resolved == len(unique)
 
 
 def _store_postgres(stream: Stream, rows: list[Row], received_at: datetime) -> int:

@@ -107,8 +107,8 @@ class TestOneTransactionPerRequest:
             for q in queries.captured_queries
             if "SAVEPOINT" not in q["sql"]
         ]
-        # key check, device lookup, the one store statement
-        assert statements == ["SELECT", "SELECT", "WITH"]
+        # the key check, then one statement that resolves the device and stores the reading
+        assert statements == ["SELECT", "WITH"]
 
 
 def _post_concurrently(batches: list[list[dict]]) -> list[int]:
