@@ -2,16 +2,19 @@ import pytest
 from django.db import connection
 from rest_framework.test import APIClient
 
+from telemetry.authentication import forget_cached_keys
 from telemetry.partitions import forget_known_partitions
 from telemetry.services import api_key_create
 
 
 @pytest.fixture(autouse=True)
-def _fresh_partition_cache():
-    """Each test's transaction rolls its partitions back; forget them with it."""
+def _fresh_process_caches():
+    """Each test's transaction rolls back its partitions and keys; forget them with it."""
     forget_known_partitions()
+    forget_cached_keys()
     yield
     forget_known_partitions()
+    forget_cached_keys()
 
 
 @pytest.fixture

@@ -234,6 +234,9 @@ SPECTACULAR_SETTINGS = {
 
 # A reading from an unknown device registers it; off, such a reading is rejected.
 TELEMETRY_AUTO_REGISTER = env_bool("TELEMETRY_AUTO_REGISTER", True)
+# Seconds a worker remembers an accepted device key; a revoked key stops working within this
+# delay (0: look the key up on every request).
+TELEMETRY_API_KEY_CACHE_SECONDS = env_int("TELEMETRY_API_KEY_CACHE_SECONDS", 5, minimum=0)
 # Most readings one request may carry.
 TELEMETRY_MAX_BATCH = env_int("TELEMETRY_MAX_BATCH", 5000, minimum=1)
 # Largest request body, in bytes (413 above it).

@@ -1,5 +1,8 @@
 """Device authentication: `Authorization: Api-Key <key>`."""
 
+import time
+
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -28,7 +31,7 @@ class DeviceKeyAuthentication(BaseAuthentication):
                 f"Send the key as 'Authorization: {KEYWORD} <key>'."
             )
         key = header[1].decode("latin-1")
-        api_key = _usable_key(key)
+        api_key = _cached_usable_key(key)
         if api_key is None:
             raise exceptions.AuthenticationFailed("Unknown or revoked API key.")
         if api_key.expiry_date is not None and api_key.expiry_date < timezone.now():
@@ -38,6 +41,37 @@ class DeviceKeyAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request) -> str:
         return KEYWORD
+
+
+# key text -> (expiry, key): a device sends every minute, so without this the key lookup
+# would be one of the two round trips of every single-reading request.
+_recent_keys: dict[str, tuple[float, DeviceAPIKey]] = {}
+_RECENT_KEYS_MAX = 50_000
+
+
+def _cached_usable_key(key: str) -> DeviceAPIKey | None:
+    """`_usable_key`, remembered for TELEMETRY_API_KEY_CACHE_SECONDS (0: always ask the database).
+
+    Only accepted keys are remembered, so a revoked or expired key stops working within that many
+    seconds in every worker (at once in the worker that revoked it, see `forget_cached_key`).
+    """
+    ttl = settings.TELEMETRY_API_KEY_CACHE_SECONDS
+    now = time.time()
+    if ttl:
+        cached = _recent_keys.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+    api_key = _usable_key(key)
+    if ttl and api_key is not None:
+        if len(_recent_keys) >= _RECENT_KEYS_MAX:
+            _recent_keys.clear()
+        _recent_keys[key] = (now + ttl, api_key)
+    return api_key
+
+
+def forget_cached_keys() -> None:
+    """Drop every remembered key of this process (after a revocation, in tests)."""
+    _recent_keys.clear()
 
 
 def _usable_key(key: str) -> DeviceAPIKey | None:

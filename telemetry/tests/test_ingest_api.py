@@ -420,6 +420,33 @@ class TestDeviceKeys:
         assert response.status_code == 401
         assert stored_counts() == NOTHING
 
+    def test_a_key_revoked_after_use_stops_working_within_the_cache_delay(self, api_client):
+        api_key, key = api_key_create(name="stolen gateway")
+        api_client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
+        api_client.post("/v1/ingest", meter_payload(), format="json")
+        DeviceAPIKey.objects.filter(pk=api_key.pk).update(revoked=True)
+
+        with time_machine.travel(NOW + timedelta(seconds=6), tick=False):
+            response = api_client.post(
+                "/v1/ingest", meter_payload(at=T0 + timedelta(minutes=1)), format="json"
+            )
+
+        assert response.status_code == 401
+        assert MeterReading.objects.count() == 1
+
+    @override_settings(TELEMETRY_API_KEY_CACHE_SECONDS=0)
+    def test_without_the_cache_a_revoked_key_stops_working_at_once(self, api_client):
+        api_key, key = api_key_create(name="stolen gateway")
+        api_client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
+        api_client.post("/v1/ingest", meter_payload(), format="json")
+        DeviceAPIKey.objects.filter(pk=api_key.pk).update(revoked=True)
+
+        response = api_client.post(
+            "/v1/ingest", meter_payload(at=T0 + timedelta(minutes=1)), format="json"
+        )
+
+        assert response.status_code == 401
+
     def test_an_expired_key_is_refused(self, api_client):
         api_key, key = api_key_create(name="temporary")
         DeviceAPIKey.objects.filter(pk=api_key.pk).update(expiry_date=NOW - timedelta(seconds=1))

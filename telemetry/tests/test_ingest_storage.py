@@ -107,8 +107,9 @@ class TestOneTransactionPerRequest:
             for q in queries.captured_queries
             if "SAVEPOINT" not in q["sql"]
         ]
-        # the key check, then one statement that resolves the device and stores the reading
-        assert statements == ["SELECT", "WITH"]
+        # the key is remembered from the first request; one statement resolves the device and
+        # stores the reading
+        assert statements == ["WITH"]
 
 
 def _post_concurrently(batches: list[list[dict]]) -> list[int]:
