@@ -113,10 +113,9 @@ class MeterStatus(models.Model):
 
     class Meta:
         verbose_name_plural = "meter statuses"
-        indexes = [
-            # meter_status_list(stale=...): devices silent since a moment.
-            models.Index(fields=["received_at"], name="telemetry_mstatus_received"),
-        ]
+        # No secondary index, on purpose: every accepted reading updates this row, and with only
+        # the primary key indexed (and fillfactor 70, migration 0002) PostgreSQL updates it in
+        # place (HOT). Lists filter one row per device, a short scan in primary-key order.
 
     def __str__(self) -> str:
         return f"meter {self.device_id} at {self.recorded_at.isoformat()}"
@@ -141,12 +140,7 @@ class VehicleStatus(models.Model):
 
     class Meta:
         verbose_name_plural = "vehicle statuses"
-        indexes = [
-            # vehicle_status_list(soc_lt=...): vehicles low on charge.
-            models.Index(fields=["soc_pct"], name="telemetry_vstatus_soc"),
-            # vehicle_status_list(stale=...): devices silent since a moment.
-            models.Index(fields=["received_at"], name="telemetry_vstatus_received"),
-        ]
+        # No secondary index, on purpose: see MeterStatus.
 
     def __str__(self) -> str:
         return f"vehicle {self.device_id} at {self.recorded_at.isoformat()}"
