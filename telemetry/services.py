@@ -67,8 +67,8 @@ class Stream:
     hourly: str
     device_column: str
     columns: tuple[str, ...]
-    # (rollup column, aggregate over the newly inserted rows)
-    hourly_sums: tuple[tuple[str, str], ...]
+    # (rollup column, the value column it sums; None counts the readings)
+    hourly_sums: tuple[tuple[str, str | None], ...]
     registry: str  # the device table, and its external id column and wire name
     registry_id: str
     wire_id: str
@@ -83,7 +83,7 @@ METER_STREAM = Stream(
     hourly="telemetry_meterhourly",
     device_column="meter_id",
     columns=("energy_kwh", "voltage_v"),
-    hourly_sums=(("energy_kwh", "sum(energy_kwh)"), ("reading_count", "count(*)")),
+    hourly_sums=(("energy_kwh", "energy_kwh"), ("reading_count", None)),
     registry="fleet_meter",
     registry_id="meter_id",
     wire_id="meterId",
@@ -95,9 +95,9 @@ VEHICLE_STREAM = Stream(
     device_column="vehicle_id",
     columns=("energy_kwh", "soc_pct", "battery_temp_c"),
     hourly_sums=(
-        ("energy_kwh", "sum(energy_kwh)"),
-        ("battery_temp_sum_c", "sum(battery_temp_c)"),
-        ("reading_count", "count(*)"),
+        ("energy_kwh", "energy_kwh"),
+        ("battery_temp_sum_c", "battery_temp_c"),
+        ("reading_count", None),
     ),
     registry="fleet_vehicle",
     registry_id="vehicle_id",
@@ -289,7 +289,9 @@ def postgres_store_sql(stream: Stream, source: str) -> str:
         for column in ("recorded_at", *stream.columns, "received_at")
     )
     hourly_columns = ", ".join(column for column, _ in stream.hourly_sums)
-    hourly_aggregates = ", ".join(aggregate for _, aggregate in stream.hourly_sums)
+    hourly_aggregates = ", ".join(
+        f"sum({source})" if source else "count(*)" for _, source in stream.hourly_sums
+    )
     hourly_updates = ", ".join(
         f"{column} = {stream.hourly}.{column} + EXCLUDED.{column}"
         for column, _ in stream.hourly_sums
@@ -437,16 +439,14 @@ def _naive_utc(value: datetime) -> datetime:
 
 
 def _hourly_sums(stream: Stream, rows: list[Row]) -> dict[tuple[int, datetime], list[float]]:
-    energy = stream.columns.index("energy_kwh")
-    temperature = stream.columns.index("battery_temp_c") if stream is VEHICLE_STREAM else None
+    """The rollup increments of `rows`, by (device, hour): what the PostgreSQL GROUP BY computes."""
+    sources = [stream.columns.index(source) if source else None for _, source in stream.hourly_sums]
     sums: dict[tuple[int, datetime], list[float]] = {}
     for row in rows:
         hour = row.recorded_at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-        bucket = sums.setdefault((row.device, hour), [0.0] * len(stream.hourly_sums))
-        bucket[0] += row.values[energy]
-        if temperature is not None:
-            bucket[1] += row.values[temperature]
-        bucket[-1] += 1
+        bucket = sums.setdefault((row.device, hour), [0.0] * len(sources))
+        for position, source in enumerate(sources):
+            bucket[position] += 1 if source is None else row.values[source]
     return sums
 
 
