@@ -3,7 +3,6 @@
 import time
 
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
@@ -77,23 +76,21 @@ def forget_cached_keys() -> None:
 def _usable_key(key: str) -> DeviceAPIKey | None:
     """The unrevoked key with this text, or None.
 
-    What `APIKeyManager.get_from_key` does, with the lookup by prefix written as one parameterised
-    SQL statement: compiling the ORM query was a fifth of the single-reading path's CPU time.
+    What `APIKeyManager.get_from_key` does, with the lookup by prefix as a raw query: compiling
+    the ORM query was a fifth of the single-reading path's CPU time.
     """
     prefix, _, _ = key.partition(".")
     table = DeviceAPIKey._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {_KEY_COLUMNS} FROM {table} WHERE prefix = %s AND NOT revoked", [prefix]
+    found = list(
+        DeviceAPIKey.objects.raw(
+            f"SELECT * FROM {table} WHERE prefix = %s AND NOT revoked", [prefix]
         )
-        row = cursor.fetchone()
-    if row is None:
+    )
+    if not found or not found[0].is_valid(key):
         return None
-    api_key = DeviceAPIKey.from_db(connection.alias, _KEY_FIELDS, row)
-    return api_key if api_key.is_valid(key) else None
+    return found[0]
 
 
-_KEY_FIELDS = [field.attname for field in DeviceAPIKey._meta.concrete_fields]
 _KEY_COLUMNS = ", ".join(field.column for field in DeviceAPIKey._meta.concrete_fields)
 
 
