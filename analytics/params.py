@@ -1,0 +1,117 @@
+"""Query-parameter parsing of the read endpoints: windows, thresholds, hour counts.
+
+Every function raises DRF's `ValidationError({"<parameter>": [message]})`, so a 400 always names
+the parameter at fault. Nothing is silently replaced by a default: a parameter that is present
+must parse and be in range.
+"""
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.utils.dateparse import parse_datetime
+from rest_framework.exceptions import ValidationError
+
+DEFAULT_WINDOW_HOURS = 24
+
+
+@dataclass(frozen=True)
+class Window:
+    """A half-open time window [start, end), both aware and in UTC."""
+
+    start: datetime
+    end: datetime
+
+
+def _fail(parameter: str, message: str) -> ValidationError:
+    return ValidationError({parameter: [message]})
+
+
+def _max_window() -> timedelta:
+    return timedelta(days=settings.ANALYTICS_MAX_WINDOW_DAYS)
+
+
+def parse_hours(params: Mapping[str, str], *, default: int = DEFAULT_WINDOW_HOURS) -> int:
+    """`?hours=N`: a whole number of hours, 1 ≤ N ≤ ANALYTICS_MAX_WINDOW_DAYS × 24."""
+    raw = params.get("hours")
+    if raw is None:
+        return default
+    try:
+        hours = int(raw.strip())
+    except ValueError:
+        raise _fail("hours", f"{raw!r} is not a whole number of hours.") from None
+    limit = settings.ANALYTICS_MAX_WINDOW_DAYS * 24
+    if not 1 <= hours <= limit:
+        raise _fail(
+            "hours",
+            f"Must be between 1 and {limit} (ANALYTICS_MAX_WINDOW_DAYS = "
+            f"{settings.ANALYTICS_MAX_WINDOW_DAYS} days); got {hours}.",
+        )
+    return hours
+
+
+def parse_instant(params: Mapping[str, str], name: str) -> datetime | None:
+    """An ISO 8601 timestamp with an offset, in UTC; None when absent. Naive is an error."""
+    raw = params.get(name)
+    if raw is None:
+        return None
+    try:
+        value = parse_datetime(raw.strip())
+    except ValueError:
+        value = None
+    if value is None:
+        raise _fail(name, f"{raw!r} is not an ISO 8601 timestamp (e.g. 2026-02-10T10:15:00Z).")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise _fail(
+            name,
+            f"{raw!r} has no UTC offset; add one (e.g. 2026-02-10T10:15:00Z or +01:00). "
+            "A timestamp is never taken as local time.",
+        )
+    return value.astimezone(UTC)
+
+
+def parse_window(params: Mapping[str, str], *, now: datetime) -> Window:
+    """`?hours=N` (ending now) or `?from=…&to=…`; default the last 24 hours ending now."""
+    start = parse_instant(params, "from")
+    end = parse_instant(params, "to")
+    if "hours" in params and (start is not None or end is not None):
+        raise _fail("hours", "Give either hours or from and to, not both.")
+    if start is None and end is None:
+        hours = parse_hours(params)
+        return Window(start=now - timedelta(hours=hours), end=now)
+    if end is None:
+        raise _fail("to", "from needs to: give both ends of the window.")
+    if start is None:
+        raise _fail("from", "to needs from: give both ends of the window.")
+    if start >= end:
+        raise _fail("from", f"from ({start.isoformat()}) must be before to ({end.isoformat()}).")
+    if end - start > _max_window():
+        raise _fail(
+            "to",
+            f"The window is longer than ANALYTICS_MAX_WINDOW_DAYS "
+            f"({settings.ANALYTICS_MAX_WINDOW_DAYS} days).",
+        )
+    return Window(start=start, end=end)
+
+
+def parse_threshold(params: Mapping[str, str]) -> float:
+    """`?threshold=P`: an efficiency percentage, 1 < P ≤ 100 (a ratio such as 0.85 is refused)."""
+    raw = params.get("threshold")
+    if raw is None:
+        return settings.ANALYTICS_FAULT_THRESHOLD_PCT
+    try:
+        threshold = float(raw.strip())
+    except ValueError:
+        raise _fail("threshold", f"{raw!r} is not a number.") from None
+    if not math.isfinite(threshold):
+        raise _fail("threshold", f"{raw!r} is not a finite number.")
+    if threshold <= 1:
+        raise _fail(
+            "threshold",
+            f"The threshold is a percentage (e.g. 85 for 85 %), not a ratio; got {raw}.",
+        )
+    if threshold > 100:
+        raise _fail("threshold", f"The threshold is a percentage of at most 100; got {raw}.")
+    return threshold

@@ -1,0 +1,167 @@
+"""Wire shapes of the analytics, status and history reads (camelCase via `source=`).
+
+`from` is a Python keyword, so the window's ends are added in `get_fields()` rather than declared
+as class attributes; the order of the keys still follows the contract.
+"""
+
+from rest_framework import serializers
+
+from analytics.selectors import PerformanceStatus
+
+
+def _with_window(fields: dict, *, after: str | None) -> dict:
+    """Insert `from` / `to` (sources `start` / `end`) after the field `after` (first if None)."""
+    window = {
+        "from": serializers.DateTimeField(
+            source="start", help_text="Start of the window (inclusive), UTC."
+        ),
+        "to": serializers.DateTimeField(source="end", help_text="End of the window, UTC."),
+    }
+    ordered: dict = {} if after is not None else dict(window)
+    for name, field in fields.items():
+        ordered[name] = field
+        if name == after:
+            ordered.update(window)
+    return ordered
+
+
+class PerformanceReadingCountsSerializer(serializers.Serializer):
+    vehicle = serializers.IntegerField(
+        source="vehicle_reading_count", help_text="Vehicle (DC) readings in the window."
+    )
+    meter = serializers.IntegerField(
+        source="meter_reading_count",
+        help_text="Meter (AC) readings counted: each meter only inside its assignment.",
+    )
+
+
+class VehiclePerformanceSerializer(serializers.Serializer):
+    vehicleId = serializers.CharField(source="vehicle_id")
+    meterIds = serializers.ListField(
+        source="meter_ids",
+        child=serializers.CharField(),
+        help_text="Meters assigned to the vehicle at some time in the window, oldest first.",
+    )
+    totalAcConsumedKwh = serializers.FloatField(
+        source="ac_kwh", help_text="AC energy of the assigned meters (4 decimals)."
+    )
+    totalDcDeliveredKwh = serializers.FloatField(
+        source="dc_kwh", help_text="DC energy delivered to the battery (4 decimals)."
+    )
+    efficiencyPct = serializers.FloatField(
+        source="efficiency_pct",
+        allow_null=True,
+        help_text="100 × DC / AC (2 decimals); null when status is INSUFFICIENT_DATA.",
+    )
+    avgBatteryTempC = serializers.FloatField(
+        source="avg_battery_temp_c",
+        allow_null=True,
+        help_text="Mean battery temperature of the vehicle readings; null without readings.",
+    )
+    readings = PerformanceReadingCountsSerializer(source="*")
+    status = serializers.ChoiceField(
+        choices=PerformanceStatus.choices,
+        help_text=(
+            "INSUFFICIENT_DATA: no AC or no DC; ANOMALY: DC > AC; FAULT_DETECTED: efficiency "
+            "below the threshold; OK otherwise."
+        ),
+    )
+
+    def get_fields(self):
+        return _with_window(super().get_fields(), after="vehicleId")
+
+
+class FleetInefficientPageSerializer(serializers.Serializer):
+    hours = serializers.IntegerField(help_text="Whole hour buckets in the window.")
+    threshold = serializers.FloatField(help_text="Efficiency threshold, percent.")
+    count = serializers.IntegerField(help_text="Vehicles below the threshold (all pages).")
+    page = serializers.IntegerField()
+    limit = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True, help_text="URL of the next page, or null.")
+    previous = serializers.URLField(allow_null=True, help_text="URL of the previous page, or null.")
+    results = VehiclePerformanceSerializer(many=True, help_text="Worst efficiency first.")
+
+    def get_fields(self):
+        return _with_window(super().get_fields(), after=None)
+
+
+class FleetStatusCountsSerializer(serializers.Serializer):
+    OK = serializers.IntegerField()
+    FAULT_DETECTED = serializers.IntegerField()
+    ANOMALY = serializers.IntegerField()
+    INSUFFICIENT_DATA = serializers.IntegerField()
+
+
+class FleetSummarySerializer(serializers.Serializer):
+    hours = serializers.IntegerField(help_text="Whole hour buckets in the window.")
+    threshold = serializers.FloatField(help_text="Efficiency threshold, percent.")
+    vehicles = serializers.IntegerField(source="vehicle_count", help_text="Vehicles registered.")
+    totalAcConsumedKwh = serializers.FloatField(
+        source="ac_kwh", help_text="AC of meters while assigned to a vehicle (4 decimals)."
+    )
+    totalDcDeliveredKwh = serializers.FloatField(
+        source="dc_kwh", help_text="DC delivered to all vehicles (4 decimals)."
+    )
+    efficiencyPct = serializers.FloatField(
+        source="efficiency_pct", allow_null=True, help_text="100 × DC / AC; null without AC."
+    )
+    byStatus = FleetStatusCountsSerializer(source="by_status", help_text="Vehicles per status.")
+
+    def get_fields(self):
+        return _with_window(super().get_fields(), after=None)
+
+
+class VehicleLiveStatusSerializer(serializers.Serializer):
+    vehicleId = serializers.CharField(source="vehicle_code")
+    soc = serializers.FloatField(source="soc_pct", help_text="State of charge, %.")
+    kwhDeliveredDc = serializers.FloatField(
+        source="energy_kwh", help_text="DC energy of the newest reading's interval."
+    )
+    batteryTemp = serializers.FloatField(source="battery_temp_c", help_text="°C.")
+    timestamp = serializers.DateTimeField(
+        source="recorded_at", help_text="When the newest reading was taken."
+    )
+    receivedAt = serializers.DateTimeField(
+        source="received_at", help_text="When the service stored it."
+    )
+    stale = serializers.BooleanField(
+        help_text="receivedAt is older than TELEMETRY_STALE_AFTER_SECONDS (default 300)."
+    )
+
+
+class MeterLiveStatusSerializer(serializers.Serializer):
+    meterId = serializers.CharField(source="meter_code")
+    kwhConsumedAc = serializers.FloatField(
+        source="energy_kwh", help_text="AC energy of the newest reading's interval."
+    )
+    voltage = serializers.FloatField(source="voltage_v", help_text="Volts.")
+    timestamp = serializers.DateTimeField(
+        source="recorded_at", help_text="When the newest reading was taken."
+    )
+    receivedAt = serializers.DateTimeField(
+        source="received_at", help_text="When the service stored it."
+    )
+    stale = serializers.BooleanField(
+        help_text="receivedAt is older than TELEMETRY_STALE_AFTER_SECONDS (default 300)."
+    )
+
+
+class VehicleHistoryReadingSerializer(serializers.Serializer):
+    vehicleId = serializers.CharField(source="vehicle_code")
+    soc = serializers.FloatField(source="soc_pct")
+    kwhDeliveredDc = serializers.FloatField(source="energy_kwh")
+    batteryTemp = serializers.FloatField(source="battery_temp_c")
+    timestamp = serializers.DateTimeField(source="recorded_at")
+
+
+class MeterHistoryReadingSerializer(serializers.Serializer):
+    meterId = serializers.CharField(source="meter_code")
+    kwhConsumedAc = serializers.FloatField(source="energy_kwh")
+    voltage = serializers.FloatField(source="voltage_v")
+    timestamp = serializers.DateTimeField(source="recorded_at")
+
+
+class AnalyticsDetailSerializer(serializers.Serializer):
+    """An error with one message (401, 404)."""
+
+    detail = serializers.CharField()

@@ -1,0 +1,521 @@
+"""Read endpoints: efficiency analytics, live status and raw history.
+
+Each view parses its query parameters (a 400 names the parameter), makes one selector call and
+serializes the answer. Authentication is the project default (token or session, IsAuthenticated).
+"""
+
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.generics import ListAPIView
+from rest_framework.pagination import CursorPagination
+from rest_framework.response import Response
+from rest_framework.utils.urls import remove_query_param, replace_query_param
+from rest_framework.views import APIView
+
+from analytics.filters import MeterStatusFilter, VehicleStatusFilter
+from analytics.params import parse_hours, parse_threshold, parse_window
+from analytics.selectors import (
+    VehicleNotFound,
+    fleet_inefficient,
+    fleet_summary,
+    vehicle_performance,
+)
+from analytics.serializers import (
+    AnalyticsDetailSerializer,
+    FleetInefficientPageSerializer,
+    FleetSummarySerializer,
+    MeterHistoryReadingSerializer,
+    MeterLiveStatusSerializer,
+    VehicleHistoryReadingSerializer,
+    VehicleLiveStatusSerializer,
+    VehiclePerformanceSerializer,
+)
+from telemetry.models import MeterReading, VehicleReading
+from telemetry.selectors import (
+    DeviceNotFound,
+    meter_readings,
+    meter_status_get,
+    meter_status_list,
+    vehicle_readings,
+    vehicle_status_get,
+    vehicle_status_list,
+)
+
+# --- OpenAPI pieces ------------------------------------------------------------------------------
+
+VEHICLE_ID = OpenApiParameter(
+    "vehicleId", str, OpenApiParameter.PATH, description="The vehicle's id, e.g. V-1."
+)
+METER_ID = OpenApiParameter(
+    "meterId", str, OpenApiParameter.PATH, description="The meter's id, e.g. M-1."
+)
+HOURS = OpenApiParameter(
+    "hours",
+    int,
+    description="Window of the last N hours ending now (1 to ANALYTICS_MAX_WINDOW_DAYS × 24). "
+    "Default 24. Not together with from/to.",
+)
+FROM = OpenApiParameter(
+    "from",
+    OpenApiTypes.DATETIME,
+    description="Start of the window (inclusive), ISO 8601 with an offset, e.g. "
+    "2026-02-10T00:00:00Z. Needs `to`.",
+)
+TO = OpenApiParameter(
+    "to",
+    OpenApiTypes.DATETIME,
+    description="End of the window (exclusive), ISO 8601 with an offset. Needs `from`; the window "
+    "may be at most ANALYTICS_MAX_WINDOW_DAYS (default 31) days long.",
+)
+THRESHOLD = OpenApiParameter(
+    "threshold",
+    float,
+    description="Efficiency threshold as a percentage, 1 < threshold ≤ 100 (default "
+    "ANALYTICS_FAULT_THRESHOLD_PCT, 85). A ratio such as 0.85 is refused.",
+)
+FLEET_HOURS = OpenApiParameter(
+    "hours",
+    int,
+    description="Whole hour buckets: the window is [start of the current hour − (hours − 1) h, "
+    "now]. Default 24; at most ANALYTICS_MAX_WINDOW_DAYS × 24.",
+)
+PAGE = OpenApiParameter("page", int, description="Page number, from 1. Default 1.")
+LIMIT = OpenApiParameter("limit", int, description="Items per page, 1 to 500. Default 50.")
+
+BAD_PARAMETER = OpenApiResponse(
+    response=OpenApiTypes.OBJECT,
+    description="A query parameter does not parse or is out of range; the body names it.",
+    examples=[
+        OpenApiExample("hours", value={"hours": ["'abc' is not a whole number of hours."]}),
+        OpenApiExample(
+            "threshold",
+            value={
+                "threshold": [
+                    "The threshold is a percentage (e.g. 85 for 85 %), not a ratio; got 0.85."
+                ]
+            },
+        ),
+    ],
+)
+UNAUTHENTICATED = OpenApiResponse(
+    response=AnalyticsDetailSerializer,
+    description="No credentials, or invalid ones.",
+    examples=[
+        OpenApiExample(
+            "no credentials", value={"detail": "Authentication credentials were not provided."}
+        )
+    ],
+)
+
+
+def _not_found(what: str) -> OpenApiResponse:
+    return OpenApiResponse(
+        response=AnalyticsDetailSerializer,
+        description=f"No such {what}.",
+        examples=[OpenApiExample("unknown", value={"detail": f"No {what} 'X-404'."})],
+    )
+
+
+PERFORMANCE_EXAMPLE = {
+    "vehicleId": "V-1",
+    "from": "2026-02-09T10:15:00Z",
+    "to": "2026-02-10T10:15:00Z",
+    "meterIds": ["M-1"],
+    "totalAcConsumedKwh": 150.5,
+    "totalDcDeliveredKwh": 120.2,
+    "efficiencyPct": 79.87,
+    "avgBatteryTempC": 35.2,
+    "readings": {"vehicle": 1440, "meter": 1440},
+    "status": "FAULT_DETECTED",
+}
+
+# --- Analytics -----------------------------------------------------------------------------------
+
+
+class VehiclePerformanceView(APIView):
+    @extend_schema(
+        operation_id="analytics_vehicle_performance",
+        summary="Charging efficiency of one vehicle",
+        description=(
+            "DC delivered to the battery against AC drawn by the meter(s) assigned to the vehicle "
+            "during the window, each meter counted only inside its assignment "
+            "[validFrom, validTo). Exact to the reading. Window: the last 24 hours by default, "
+            "`hours=N`, or `from` and `to`."
+        ),
+        tags=["analytics"],
+        parameters=[VEHICLE_ID, HOURS, FROM, TO, THRESHOLD],
+        responses={
+            200: OpenApiResponse(
+                VehiclePerformanceSerializer,
+                examples=[OpenApiExample("below threshold", value=PERFORMANCE_EXAMPLE)],
+            ),
+            400: BAD_PARAMETER,
+            401: UNAUTHENTICATED,
+            404: _not_found("vehicle"),
+        },
+    )
+    def get(self, request, vehicleId: str):
+        window = parse_window(request.query_params, now=timezone.now())
+        threshold = parse_threshold(request.query_params)
+        try:
+            performance = vehicle_performance(
+                vehicle_id=vehicleId, start=window.start, end=window.end, threshold=threshold
+            )
+        except VehicleNotFound:
+            raise NotFound(f"No vehicle {vehicleId!r}.") from None
+        return Response(VehiclePerformanceSerializer(performance).data)
+
+
+def _positive_int(params, name: str, *, default: int, maximum: int | None = None) -> int:
+    raw = params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ValidationError({name: [f"{raw!r} is not a whole number."]}) from None
+    if value < 1 or (maximum is not None and value > maximum):
+        upper = f" and at most {maximum}" if maximum is not None else ""
+        raise ValidationError({name: [f"Must be at least 1{upper}; got {value}."]})
+    return value
+
+
+_FLEET_WINDOW_NOTE = (
+    " Fleet figures read only the hourly rollups: the window is whole hour buckets, "
+    "[start of the current hour − (hours − 1) h, now] (the current hour's bucket is complete up to "
+    "now), reported as `from`/`to`. A meter's hour counts for the assignment that held the start "
+    "of that hour, so an hour in which a meter was reassigned goes wholly to one vehicle; the "
+    "per-vehicle endpoint is exact to the reading."
+)
+
+
+class FleetInefficientView(APIView):
+    @extend_schema(
+        operation_id="analytics_fleet_inefficient",
+        summary="Vehicles below the efficiency threshold, worst first",
+        description="Vehicles whose status is FAULT_DETECTED, lowest efficiency first, with the "
+        "figures of the per-vehicle answer; paginated by `page` and `limit`." + _FLEET_WINDOW_NOTE,
+        tags=["analytics"],
+        parameters=[FLEET_HOURS, THRESHOLD, PAGE, LIMIT],
+        responses={
+            200: OpenApiResponse(
+                FleetInefficientPageSerializer,
+                examples=[
+                    OpenApiExample(
+                        "one vehicle below 85 %",
+                        value={
+                            "from": "2026-02-09T11:00:00Z",
+                            "to": "2026-02-10T10:15:00Z",
+                            "hours": 24,
+                            "threshold": 85.0,
+                            "count": 1,
+                            "page": 1,
+                            "limit": 50,
+                            "next": None,
+                            "previous": None,
+                            "results": [
+                                {
+                                    **PERFORMANCE_EXAMPLE,
+                                    "from": "2026-02-09T11:00:00Z",
+                                    "to": "2026-02-10T10:15:00Z",
+                                }
+                            ],
+                        },
+                    )
+                ],
+            ),
+            400: BAD_PARAMETER,
+            401: UNAUTHENTICATED,
+        },
+    )
+    def get(self, request):
+        params = request.query_params
+        hours = parse_hours(params)
+        threshold = parse_threshold(params)
+        page = _positive_int(params, "page", default=1)
+        limit = _positive_int(params, "limit", default=50, maximum=500)
+        result = fleet_inefficient(
+            hours=hours,
+            now=timezone.now(),
+            threshold=threshold,
+            limit=limit,
+            offset=(page - 1) * limit,
+        )
+        url = request.build_absolute_uri()
+        has_next = page * limit < result.total
+        previous = None
+        if page > 1:
+            previous = (
+                replace_query_param(url, "page", page - 1)
+                if page > 2
+                else remove_query_param(url, "page")
+            )
+        body = {
+            "start": result.start,
+            "end": result.end,
+            "hours": hours,
+            "threshold": threshold,
+            "count": result.total,
+            "page": page,
+            "limit": limit,
+            "next": replace_query_param(url, "page", page + 1) if has_next else None,
+            "previous": previous,
+            "results": result.items,
+        }
+        return Response(FleetInefficientPageSerializer(body).data)
+
+
+class FleetSummaryView(APIView):
+    @extend_schema(
+        operation_id="analytics_fleet_summary",
+        summary="Fleet totals and vehicles by status",
+        description="AC (of meters while assigned to a vehicle) and DC totals, the fleet's "
+        "efficiency and how many vehicles are in each status." + _FLEET_WINDOW_NOTE,
+        tags=["analytics"],
+        parameters=[FLEET_HOURS, THRESHOLD],
+        responses={
+            200: OpenApiResponse(
+                FleetSummarySerializer,
+                examples=[
+                    OpenApiExample(
+                        "a small fleet",
+                        value={
+                            "from": "2026-02-09T11:00:00Z",
+                            "to": "2026-02-10T10:15:00Z",
+                            "hours": 24,
+                            "threshold": 85.0,
+                            "vehicles": 3,
+                            "totalAcConsumedKwh": 300.0,
+                            "totalDcDeliveredKwh": 261.5,
+                            "efficiencyPct": 87.17,
+                            "byStatus": {
+                                "OK": 1,
+                                "FAULT_DETECTED": 1,
+                                "ANOMALY": 0,
+                                "INSUFFICIENT_DATA": 1,
+                            },
+                        },
+                    )
+                ],
+            ),
+            400: BAD_PARAMETER,
+            401: UNAUTHENTICATED,
+        },
+    )
+    def get(self, request):
+        hours = parse_hours(request.query_params)
+        threshold = parse_threshold(request.query_params)
+        summary = fleet_summary(hours=hours, now=timezone.now(), threshold=threshold)
+        body = {**summary.__dict__, "hours": hours, "threshold": threshold}
+        return Response(FleetSummarySerializer(body).data)
+
+
+# --- Live status ---------------------------------------------------------------------------------
+
+
+class VehicleStatusCursorPagination(CursorPagination):
+    """By vehicle id; a cursor, never a COUNT."""
+
+    ordering = "vehicle_code"
+    page_size = 100
+    page_size_query_param = "limit"
+    max_page_size = 1000
+
+
+class MeterStatusCursorPagination(VehicleStatusCursorPagination):
+    ordering = "meter_code"
+
+
+VEHICLE_STATUS_EXAMPLE = {
+    "vehicleId": "V-1",
+    "soc": 72.5,
+    "kwhDeliveredDc": 0.11,
+    "batteryTemp": 38.6,
+    "timestamp": "2026-02-10T10:15:00Z",
+    "receivedAt": "2026-02-10T10:15:01.204000Z",
+    "stale": False,
+}
+METER_STATUS_EXAMPLE = {
+    "meterId": "M-1",
+    "kwhConsumedAc": 0.125,
+    "voltage": 231.5,
+    "timestamp": "2026-02-10T10:15:00Z",
+    "receivedAt": "2026-02-10T10:15:01.204000Z",
+    "stale": False,
+}
+
+
+class VehicleStatusView(APIView):
+    @extend_schema(
+        operation_id="status_vehicle",
+        summary="Live status of one vehicle",
+        description="The newest reading accepted for the vehicle; `stale` when it was received "
+        "more than TELEMETRY_STALE_AFTER_SECONDS (default 300) ago.",
+        tags=["status"],
+        parameters=[VEHICLE_ID],
+        responses={
+            200: OpenApiResponse(
+                VehicleLiveStatusSerializer,
+                examples=[OpenApiExample("fresh", value=VEHICLE_STATUS_EXAMPLE)],
+            ),
+            401: UNAUTHENTICATED,
+            404: _not_found("vehicle (or no reading yet)"),
+        },
+    )
+    def get(self, request, vehicleId: str):
+        status = vehicle_status_get(vehicle_id=vehicleId, now=timezone.now())
+        if status is None:
+            raise NotFound(f"No live status for vehicle {vehicleId!r}: unknown, or no reading yet.")
+        return Response(VehicleLiveStatusSerializer(status).data)
+
+
+class MeterStatusView(APIView):
+    @extend_schema(
+        operation_id="status_meter",
+        summary="Live status of one meter",
+        description="The newest reading accepted for the meter; `stale` when it was received "
+        "more than TELEMETRY_STALE_AFTER_SECONDS (default 300) ago.",
+        tags=["status"],
+        parameters=[METER_ID],
+        responses={
+            200: OpenApiResponse(
+                MeterLiveStatusSerializer,
+                examples=[OpenApiExample("fresh", value=METER_STATUS_EXAMPLE)],
+            ),
+            401: UNAUTHENTICATED,
+            404: _not_found("meter (or no reading yet)"),
+        },
+    )
+    def get(self, request, meterId: str):
+        status = meter_status_get(meter_id=meterId, now=timezone.now())
+        if status is None:
+            raise NotFound(f"No live status for meter {meterId!r}: unknown, or no reading yet.")
+        return Response(MeterLiveStatusSerializer(status).data)
+
+
+_LIST_ERRORS = {400: BAD_PARAMETER, 401: UNAUTHENTICATED}
+
+
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="status_vehicles",
+        summary="Live status of all vehicles",
+        description="One row per vehicle that has reported, by vehicle id; filterable; "
+        "cursor-paginated (follow `next`).",
+        tags=["status"],
+    )
+)
+class VehicleStatusListView(ListAPIView):
+    serializer_class = VehicleLiveStatusSerializer
+    filterset_class = VehicleStatusFilter
+    pagination_class = VehicleStatusCursorPagination
+
+    def get_queryset(self):
+        return vehicle_status_list(now=timezone.now())
+
+
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="status_meters",
+        summary="Live status of all meters",
+        description="One row per meter that has reported, by meter id; filterable; "
+        "cursor-paginated (follow `next`).",
+        tags=["status"],
+        responses={200: MeterLiveStatusSerializer(many=True), **_LIST_ERRORS},
+    )
+)
+class MeterStatusListView(ListAPIView):
+    serializer_class = MeterLiveStatusSerializer
+    filterset_class = MeterStatusFilter
+    pagination_class = MeterStatusCursorPagination
+
+    def get_queryset(self):
+        return meter_status_list(now=timezone.now())
+
+
+# --- History -------------------------------------------------------------------------------------
+
+
+class HistoryCursorPagination(CursorPagination):
+    """Oldest first; (device, recorded_at) is unique, so recorded_at is a stable cursor."""
+
+    ordering = "recorded_at"
+    page_size = 500
+    page_size_query_param = "limit"
+    max_page_size = 5000
+
+
+_HISTORY_DESCRIPTION = (
+    "Raw readings in [from, to), oldest first, in the ingest payload's shape; the last 24 hours "
+    "by default. Cursor-paginated (follow `next`; `limit` up to 5000)."
+)
+
+
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="history_vehicle",
+        summary="Raw readings of one vehicle",
+        description=_HISTORY_DESCRIPTION,
+        tags=["history"],
+        parameters=[VEHICLE_ID, HOURS, FROM, TO],
+        responses={
+            200: VehicleHistoryReadingSerializer(many=True),
+            **_LIST_ERRORS,
+            404: _not_found("vehicle"),
+        },
+    )
+)
+class VehicleHistoryView(ListAPIView):
+    serializer_class = VehicleHistoryReadingSerializer
+    pagination_class = HistoryCursorPagination
+    filter_backends: list = []
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation
+            return VehicleReading.objects.none()
+        window = parse_window(self.request.query_params, now=timezone.now())
+        try:
+            return vehicle_readings(
+                vehicle_id=self.kwargs["vehicleId"], start=window.start, end=window.end
+            )
+        except DeviceNotFound as error:
+            raise NotFound(f"No vehicle {error.args[0]!r}.") from None
+
+
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="history_meter",
+        summary="Raw readings of one meter",
+        description=_HISTORY_DESCRIPTION,
+        tags=["history"],
+        parameters=[METER_ID, HOURS, FROM, TO],
+        responses={
+            200: MeterHistoryReadingSerializer(many=True),
+            **_LIST_ERRORS,
+            404: _not_found("meter"),
+        },
+    )
+)
+class MeterHistoryView(ListAPIView):
+    serializer_class = MeterHistoryReadingSerializer
+    pagination_class = HistoryCursorPagination
+    filter_backends: list = []
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation
+            return MeterReading.objects.none()
+        window = parse_window(self.request.query_params, now=timezone.now())
+        try:
+            return meter_readings(
+                meter_id=self.kwargs["meterId"], start=window.start, end=window.end
+            )
+        except DeviceNotFound as error:
+            raise NotFound(f"No meter {error.args[0]!r}.") from None

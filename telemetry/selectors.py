@@ -1,0 +1,113 @@
+"""Reads of live status and raw history.
+
+The chainable filters live on QuerySets; the selectors compose them. Everything goes through the
+ORM, so `analytics.routers.ReadReplicaRouter` sends these reads to the replica when there is one.
+
+The QuerySet classes are defined here rather than on the models (owned by the ingest side); the
+selectors build them with `VehicleStatusQuerySet(VehicleStatus)`, which routes like a manager's.
+"""
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import models
+from django.db.models import BooleanField, CharField, ExpressionWrapper, F, Q, Value
+
+from fleet.models import Meter, Vehicle
+from telemetry.models import MeterReading, MeterStatus, VehicleReading, VehicleStatus
+
+
+def stale_cutoff(*, now: datetime) -> datetime:
+    """A device whose newest reading was received before this moment is stale."""
+    return now - timedelta(seconds=settings.TELEMETRY_STALE_AFTER_SECONDS)
+
+
+class _StatusQuerySet(models.QuerySet):
+    """Filters shared by the live-status tables (one row per device)."""
+
+    def with_stale(self, *, now: datetime) -> "_StatusQuerySet":
+        """Annotate `stale`: received before `now - TELEMETRY_STALE_AFTER_SECONDS`."""
+        silent = Q(received_at__lt=stale_cutoff(now=now))
+        return self.annotate(stale=ExpressionWrapper(silent, output_field=BooleanField()))
+
+    def stale(self, *, now: datetime, is_stale: bool = True) -> "_StatusQuerySet":
+        # Range on telemetry_[mv]status_received.
+        silent = Q(received_at__lt=stale_cutoff(now=now))
+        return self.filter(silent if is_stale else ~silent)
+
+
+class VehicleStatusQuerySet(_StatusQuerySet):
+    def with_vehicle_code(self) -> "VehicleStatusQuerySet":
+        """Annotate `vehicle_code`, the vehicle's external id (a join on the vehicle's pk)."""
+        return self.annotate(vehicle_code=F("device__vehicle_id"))
+
+    def soc_below(self, soc_pct: float) -> "VehicleStatusQuerySet":
+        return self.filter(soc_pct__lt=soc_pct)  # telemetry_vstatus_soc
+
+    def soc_above(self, soc_pct: float) -> "VehicleStatusQuerySet":
+        return self.filter(soc_pct__gt=soc_pct)  # telemetry_vstatus_soc
+
+    def for_vehicle_codes(self, codes: list[str]) -> "VehicleStatusQuerySet":
+        return self.filter(device__vehicle_id__in=codes)
+
+
+class MeterStatusQuerySet(_StatusQuerySet):
+    def with_meter_code(self) -> "MeterStatusQuerySet":
+        """Annotate `meter_code`, the meter's external id (a join on the meter's pk)."""
+        return self.annotate(meter_code=F("device__meter_id"))
+
+    def for_meter_codes(self, codes: list[str]) -> "MeterStatusQuerySet":
+        return self.filter(device__meter_id__in=codes)
+
+
+def vehicle_status_list(*, now: datetime) -> VehicleStatusQuerySet:
+    """Live rows of all vehicles with `vehicle_code` and `stale`; chain filters on it."""
+    return VehicleStatusQuerySet(VehicleStatus).with_vehicle_code().with_stale(now=now)
+
+
+def meter_status_list(*, now: datetime) -> MeterStatusQuerySet:
+    """Live rows of all meters with `meter_code` and `stale`; chain filters on it."""
+    return MeterStatusQuerySet(MeterStatus).with_meter_code().with_stale(now=now)
+
+
+def vehicle_status_get(*, vehicle_id: str, now: datetime) -> VehicleStatus | None:
+    """The live row of one vehicle; None for an unknown vehicle or one with no reading yet."""
+    return vehicle_status_list(now=now).filter(device__vehicle_id=vehicle_id).first()
+
+
+def meter_status_get(*, meter_id: str, now: datetime) -> MeterStatus | None:
+    """The live row of one meter; None for an unknown meter or one with no reading yet."""
+    return meter_status_list(now=now).filter(device__meter_id=meter_id).first()
+
+
+class DeviceNotFound(LookupError):
+    """No vehicle or meter has this id; `args[0]` is the id."""
+
+
+def vehicle_readings(*, vehicle_id: str, start: datetime, end: datetime) -> models.QuerySet:
+    """Raw readings of one vehicle in [start, end), with `vehicle_code`; unordered.
+
+    Two statements: the vehicle by id (DeviceNotFound if none), then, lazily, a range scan of the
+    primary key (vehicle_id, recorded_at) in the partitions of the window only; the caller
+    orders by `recorded_at` (cursor pagination).
+    """
+    vehicle = Vehicle.objects.filter(vehicle_id=vehicle_id).only("pk", "vehicle_id").first()
+    if vehicle is None:
+        raise DeviceNotFound(vehicle_id)
+    return (
+        VehicleReading.objects.for_device(vehicle)
+        .between(start, end)
+        .annotate(vehicle_code=Value(vehicle.vehicle_id, output_field=CharField()))
+    )
+
+
+def meter_readings(*, meter_id: str, start: datetime, end: datetime) -> models.QuerySet:
+    """Raw readings of one meter in [start, end), with `meter_code`; unordered."""
+    meter = Meter.objects.filter(meter_id=meter_id).only("pk", "meter_id").first()
+    if meter is None:
+        raise DeviceNotFound(meter_id)
+    return (
+        MeterReading.objects.for_device(meter)
+        .between(start, end)
+        .annotate(meter_code=Value(meter.meter_id, output_field=CharField()))
+    )
