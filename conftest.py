@@ -17,6 +17,15 @@ def _fresh_process_caches():
     forget_cached_keys()
 
 
+@pytest.fixture(autouse=True)
+def _static_urls_without_manifest(settings):
+    """Tests run no `collectstatic`: resolve static URLs without the manifest it would write."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
 @pytest.fixture
 def api_client() -> APIClient:
     return APIClient()

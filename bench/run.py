@@ -1,4 +1,4 @@
-"""The benchmark: every performance figure of the README, each beside a limit measured in the same run.
+"""The benchmark: every performance figure of the README beside a limit measured in the same run.
 
     scripts/bench                 # the full run (a fleet-day: 14.4M readings); ~25 min here
     scripts/bench --quick         # a smaller fleet, shorter load runs; ~5 min

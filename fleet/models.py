@@ -29,6 +29,20 @@ class VehicleQuerySet(models.QuerySet):
             current_meter_id=models.Subquery(open_assignment.values("meter__meter_id")[:1])
         )
 
+    def with_meter(self, has_meter: bool) -> "VehicleQuerySet":
+        """Vehicles a meter serves now (True), or that no meter serves now (False)."""
+        current = MeterAssignment.objects.current().filter(vehicle=models.OuterRef("pk"))
+        return (
+            self.filter(models.Exists(current))
+            if has_meter
+            else self.exclude(models.Exists(current))
+        )
+
+    def served_by(self, meter_id: str) -> "VehicleQuerySet":
+        """The vehicle (none or one) that the meter with external id `meter_id` serves now."""
+        current = MeterAssignment.objects.current().filter(meter__meter_id=meter_id)
+        return self.filter(pk__in=current.values("vehicle"))
+
 
 class MeterQuerySet(models.QuerySet):
     def with_current_vehicle(self) -> "MeterQuerySet":
@@ -39,6 +53,20 @@ class MeterQuerySet(models.QuerySet):
         return self.annotate(
             current_vehicle_id=models.Subquery(open_assignment.values("vehicle__vehicle_id")[:1])
         )
+
+    def with_vehicle(self, has_vehicle: bool) -> "MeterQuerySet":
+        """Meters serving a vehicle now (True), or serving none now (False)."""
+        current = MeterAssignment.objects.current().filter(meter=models.OuterRef("pk"))
+        return (
+            self.filter(models.Exists(current))
+            if has_vehicle
+            else self.exclude(models.Exists(current))
+        )
+
+    def serving(self, vehicle_id: str) -> "MeterQuerySet":
+        """The meter (none or one) serving the vehicle with external id `vehicle_id` now."""
+        current = MeterAssignment.objects.current().filter(vehicle__vehicle_id=vehicle_id)
+        return self.filter(pk__in=current.values("meter"))
 
 
 class Vehicle(models.Model):
@@ -85,6 +113,10 @@ class MeterAssignmentQuerySet(models.QuerySet):
 
     def open(self) -> "MeterAssignmentQuerySet":
         return self.filter(valid_to__isnull=True)
+
+    def current(self) -> "MeterAssignmentQuerySet":
+        """Open assignments that have started (an open one may be dated in the future)."""
+        return self.open().filter(valid_from__lte=Now())
 
 
 class MeterAssignment(models.Model):

@@ -36,16 +36,6 @@ class MappingImportResult:
     errors: tuple[tuple[int, str], ...]
 
 
-def vehicle_get_or_register(*, vehicle_id: str) -> Vehicle:
-    vehicle, _ = Vehicle.objects.get_or_create(vehicle_id=vehicle_id)
-    return vehicle
-
-
-def meter_get_or_register(*, meter_id: str) -> Meter:
-    meter, _ = Meter.objects.get_or_create(meter_id=meter_id)
-    return meter
-
-
 def meter_assign(
     *, vehicle: Vehicle, meter: Meter, valid_from: datetime | None = None
 ) -> MeterAssignment:
@@ -56,10 +46,28 @@ def meter_assign(
     closed period, is refused with `AssignmentConflict`. Re-assigning the current pair is a no-op.
     """
     with transaction.atomic(durable=True):
-        assignment, _ = _assign(
-            vehicle=vehicle, meter=meter, valid_from=valid_from or timezone.now()
-        )
+        assignment, _ = _assign(vehicle=vehicle, meter=meter, valid_from=valid_from)
         return assignment
+
+
+@dataclass(frozen=True)
+class MappingResult:
+    assignment: MeterAssignment
+    created: bool
+
+
+def mapping_create(
+    *, vehicle_id: str, meter_id: str, valid_from: datetime | None = None
+) -> MappingResult:
+    """`meter_assign` by external ids, registering unknown devices; says whether it created a row.
+
+    One transaction: two identical concurrent requests get one `created=True` between them.
+    """
+    with transaction.atomic(durable=True):
+        vehicle, _ = Vehicle.objects.get_or_create(vehicle_id=vehicle_id)
+        meter, _ = Meter.objects.get_or_create(meter_id=meter_id)
+        assignment, created = _assign(vehicle=vehicle, meter=meter, valid_from=valid_from)
+        return MappingResult(assignment=assignment, created=created)
 
 
 def mappings_import(*, rows: Iterable[MappingRow], atomic: bool) -> MappingImportResult:
@@ -98,18 +106,21 @@ def _assign_row(row: MappingRow) -> bool:
     """Apply one row; True if an assignment was created, False if it was already in place."""
     vehicle, _ = Vehicle.objects.get_or_create(vehicle_id=row.vehicle_id)
     meter, _ = Meter.objects.get_or_create(meter_id=row.meter_id)
-    _, created = _assign(vehicle=vehicle, meter=meter, valid_from=row.valid_from or timezone.now())
+    _, created = _assign(vehicle=vehicle, meter=meter, valid_from=row.valid_from)
     return created
 
 
 def _assign(
-    *, vehicle: Vehicle, meter: Meter, valid_from: datetime
+    *, vehicle: Vehicle, meter: Meter, valid_from: datetime | None
 ) -> tuple[MeterAssignment, bool]:
-    if timezone.is_naive(valid_from):
+    if valid_from is not None and timezone.is_naive(valid_from):
         raise ValidationError("validFrom must carry a UTC offset.")
     # Lock order: vehicle, then meter (see the module docstring).
     Vehicle.objects.select_for_update().filter(pk=vehicle.pk).get()
     Meter.objects.select_for_update().filter(pk=meter.pk).get()
+    # "Now" is read once the locks are held: read before, a writer that waited for the lock would
+    # start earlier than the assignment it waited for and be refused as an overlap.
+    valid_from = valid_from or timezone.now()
 
     current = MeterAssignment.objects.open().filter(vehicle=vehicle).first()
     if current is not None and current.meter_id == meter.pk and current.valid_from <= valid_from:

@@ -1,0 +1,97 @@
+"""Wire shapes of the fleet API: camelCase field names mapped with `source=`."""
+
+from django.utils import timezone
+from rest_framework import serializers
+
+from fleet.models import device_id_validator
+
+
+class AwareDateTimeField(serializers.DateTimeField):
+    """An ISO 8601 date-time that must carry a UTC offset; a naive one is refused, not guessed."""
+
+    default_error_messages = {
+        "naive": "Give a UTC offset (e.g. 2026-02-10T10:15:00Z); a time without one is ambiguous."
+    }
+
+    def enforce_timezone(self, value):
+        if timezone.is_naive(value):
+            self.fail("naive")
+        return super().enforce_timezone(value)
+
+
+class VehicleListItemSerializer(serializers.Serializer):
+    vehicleId = serializers.CharField(source="vehicle_id", help_text="The vehicle's id.")
+    currentMeterId = serializers.CharField(
+        source="current_meter_id", allow_null=True, help_text="The meter serving it now, if any."
+    )
+    createdAt = serializers.DateTimeField(source="created_at", help_text="When it was registered.")
+
+
+class MeterListItemSerializer(serializers.Serializer):
+    meterId = serializers.CharField(source="meter_id", help_text="The meter's id.")
+    currentVehicleId = serializers.CharField(
+        source="current_vehicle_id", allow_null=True, help_text="The vehicle it serves now, if any."
+    )
+    createdAt = serializers.DateTimeField(source="created_at", help_text="When it was registered.")
+
+
+class VehicleAssignmentSerializer(serializers.Serializer):
+    meterId = serializers.CharField(source="meter.meter_id")
+    validFrom = serializers.DateTimeField(source="valid_from")
+    validTo = serializers.DateTimeField(
+        source="valid_to", allow_null=True, help_text="Null while the assignment is current."
+    )
+
+
+class VehicleDetailSerializer(serializers.Serializer):
+    vehicleId = serializers.CharField(source="vehicle_id")
+    createdAt = serializers.DateTimeField(source="created_at")
+    currentMeterId = serializers.CharField(source="current_meter_id", allow_null=True)
+    assignments = VehicleAssignmentSerializer(
+        source="assignment_history", many=True, help_text="Every assignment, newest first."
+    )
+
+
+class MappingCreateSerializer(serializers.Serializer):
+    vehicleId = serializers.CharField(
+        source="vehicle_id",
+        max_length=64,
+        validators=[device_id_validator],
+        help_text="Registered if unknown.",
+    )
+    meterId = serializers.CharField(
+        source="meter_id",
+        max_length=64,
+        validators=[device_id_validator],
+        help_text="Registered if unknown.",
+    )
+    validFrom = AwareDateTimeField(
+        source="valid_from",
+        required=False,
+        help_text="Start of the assignment, with a UTC offset; default now.",
+    )
+
+
+class MappingSerializer(serializers.Serializer):
+    vehicleId = serializers.CharField(source="vehicle.vehicle_id")
+    meterId = serializers.CharField(source="meter.meter_id")
+    validFrom = serializers.DateTimeField(source="valid_from")
+    validTo = serializers.DateTimeField(
+        source="valid_to", allow_null=True, help_text="Null while the assignment is current."
+    )
+
+
+class FleetErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+
+
+class MappingValidationErrorSerializer(serializers.Serializer):
+    vehicleId = serializers.ListField(child=serializers.CharField(), required=False)
+    meterId = serializers.ListField(child=serializers.CharField(), required=False)
+    validFrom = serializers.ListField(child=serializers.CharField(), required=False)
+    non_field_errors = serializers.ListField(child=serializers.CharField(), required=False)
+
+
+class FleetFilterErrorSerializer(serializers.Serializer):
+    hasMeter = serializers.ListField(child=serializers.CharField(), required=False)
+    hasVehicle = serializers.ListField(child=serializers.CharField(), required=False)
