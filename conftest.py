@@ -72,11 +72,10 @@ def analyst_client(analyst_user) -> APIClient:
 
 
 def pytest_collection_modifyitems(config, items):
-    """On a non-PostgreSQL run, PostgreSQL-only tests are deselected (never silently skipped)."""
-    if connection.vendor == "postgresql":
-        return
-    kept = [item for item in items if "postgresql" not in item.keywords]
-    deselected = [item for item in items if "postgresql" in item.keywords]
+    """Tests of one backend's own behaviour are deselected on the other (never silently skipped)."""
+    other = "sqlite" if connection.vendor == "postgresql" else "postgresql"
+    kept = [item for item in items if other not in item.keywords]
+    deselected = [item for item in items if other in item.keywords]
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = kept

@@ -1,0 +1,254 @@
+"""A simulated fleet: vehicles charging through smart meters, deterministic for a seed.
+
+Pure Python (no Django, no numpy): `fleet_plan()` draws the fleet (devices, who is faulty, which
+meter serves which vehicle and when), `fleet_readings()` walks it forward one interval at a time and
+yields each interval's readings as plain tuples, so a fleet-day (5,000 vehicles + 5,000 meters,
+14.4M readings) streams through in constant memory. The same seed and start give the same readings,
+byte for byte, whoever consumes them (a file writer or the import service).
+
+Physics, roughly: a charging vehicle takes `charger_kw` (tapering above 80 % state of charge); the
+meter sees that DC energy divided by the vehicle's charging efficiency (88–94 % when healthy, below
+85 % for the faulty share) with a little noise; an idle vehicle draws ~0 kWh and slowly loses
+charge; the battery warms while charging and cools towards its ambient temperature while idle.
+A few readings arrive late (out of order) and a few twice, as real devices do.
+"""
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+METER_KIND = "meter"
+VEHICLE_KIND = "vehicle"
+
+# Share of readings held back a few intervals, and share sent twice.
+LATE_SHARE = 0.001
+DUPLICATE_SHARE = 0.0005
+HEALTHY_EFFICIENCY = (0.88, 0.94)
+FAULTY_EFFICIENCY = (0.70, 0.83)
+
+# A reading: (METER_KIND, meter_id, step, kwh_consumed_ac, voltage)
+#         or (VEHICLE_KIND, vehicle_id, step, soc, kwh_delivered_dc, battery_temp)
+SimReading = tuple
+
+
+@dataclass(frozen=True)
+class SimAssignment:
+    vehicle_id: str
+    meter_id: str
+    valid_from: datetime
+
+
+@dataclass(frozen=True)
+class FleetPlan:
+    """What a simulation run draws before any reading: devices, faults, assignments, clock."""
+
+    seed: int
+    start: datetime
+    interval: timedelta
+    steps: int
+    vehicle_ids: tuple[str, ...]
+    meter_ids: tuple[str, ...]
+    efficiency: dict[str, float]
+    faulty: frozenset[str]
+    assignments: tuple[SimAssignment, ...]
+    # Step at which the swapped pairs change meters (len(steps) if nobody is swapped).
+    swap_step: int
+    swapped_pairs: tuple[tuple[int, int], ...]
+
+    @property
+    def reading_count(self) -> int:
+        """Readings on time (late and duplicate copies come on top)."""
+        return 2 * len(self.vehicle_ids) * self.steps
+
+    def timestamp(self, step: int) -> datetime:
+        return self.start + self.interval * step
+
+    def meter_of(self, vehicle_index: int, step: int) -> int:
+        """Index of the meter serving vehicle `vehicle_index` at `step`."""
+        if step >= self.swap_step:
+            for a, b in self.swapped_pairs:
+                if vehicle_index == a:
+                    return b
+                if vehicle_index == b:
+                    return a
+        return vehicle_index
+
+
+def default_start(*, hours: int, interval_seconds: int, now: datetime) -> datetime:
+    """`now` minus `hours`, aligned down to a multiple of the interval (UTC epoch based)."""
+    start = now.astimezone(UTC) - timedelta(hours=hours)
+    epoch_seconds = int(start.timestamp())
+    return datetime.fromtimestamp(epoch_seconds - epoch_seconds % interval_seconds, tz=UTC)
+
+
+def fleet_plan(
+    *,
+    vehicles: int,
+    hours: float,
+    interval_seconds: int,
+    fault_share: float,
+    seed: int,
+    start: datetime,
+    prefix: str = "SIM",
+) -> FleetPlan:
+    """Draw the fleet: ids, efficiencies, the faulty share, and a few mid-period reassignments."""
+    if vehicles < 1:
+        raise ValueError("A fleet needs at least one vehicle.")
+    if interval_seconds < 1:
+        raise ValueError("The interval is at least one second.")
+    if not 0 <= fault_share <= 1:
+        raise ValueError("The fault share is between 0 and 1.")
+    rng = random.Random(f"plan:{seed}")
+    steps = int(hours * 3600 // interval_seconds)
+    width = max(5, len(str(vehicles)))
+    vehicle_ids = tuple(f"{prefix}-V-{i:0{width}d}" for i in range(1, vehicles + 1))
+    meter_ids = tuple(f"{prefix}-M-{i:0{width}d}" for i in range(1, vehicles + 1))
+    faulty_count = round(vehicles * fault_share)
+    faulty = frozenset(rng.sample(vehicle_ids, faulty_count))
+    efficiency = {
+        vid: rng.uniform(*(FAULTY_EFFICIENCY if vid in faulty else HEALTHY_EFFICIENCY))
+        for vid in vehicle_ids
+    }
+    interval = timedelta(seconds=interval_seconds)
+
+    # About 1 % of the vehicles (at least one pair when there are two) swap meters half-way.
+    pair_count = max(1, vehicles // 100) if vehicles >= 2 and steps >= 2 else 0
+    chosen = rng.sample(range(vehicles), 2 * pair_count)
+    swapped_pairs = tuple(
+        (min(chosen[2 * k], chosen[2 * k + 1]), max(chosen[2 * k], chosen[2 * k + 1]))
+        for k in range(pair_count)
+    )
+    swap_step = steps // 2 if swapped_pairs else steps
+    assignments = [SimAssignment(vehicle_ids[i], meter_ids[i], start) for i in range(vehicles)]
+    swap_at = start + interval * swap_step
+    for a, b in swapped_pairs:
+        assignments.append(SimAssignment(vehicle_ids[a], meter_ids[b], swap_at))
+        assignments.append(SimAssignment(vehicle_ids[b], meter_ids[a], swap_at))
+    return FleetPlan(
+        seed=seed,
+        start=start,
+        interval=interval,
+        steps=steps,
+        vehicle_ids=vehicle_ids,
+        meter_ids=meter_ids,
+        efficiency=efficiency,
+        faulty=faulty,
+        assignments=tuple(assignments),
+        swap_step=swap_step,
+        swapped_pairs=swapped_pairs,
+    )
+
+
+def fleet_readings(plan: FleetPlan) -> Iterator[list[SimReading]]:
+    """Yield, interval by interval, the readings that arrive in it (late ones in a later one).
+
+    Per-vehicle state lives in parallel lists and each interval is one pass over them: the hot loop
+    does a handful of `random()` calls and float operations per vehicle, no objects.
+    """
+    rng = random.Random(f"readings:{plan.seed}")
+    rand = rng.random
+    count = len(plan.vehicle_ids)
+    hours_per_step = plan.interval.total_seconds() / 3600
+    vehicle_ids = plan.vehicle_ids
+    meter_ids = plan.meter_ids
+    eff = [plan.efficiency[vid] for vid in vehicle_ids]
+    capacity = [rng.choice((40.0, 60.0, 75.0, 100.0)) for _ in range(count)]
+    charger_kw = [rng.choice((7.4, 11.0, 22.0)) for _ in range(count)]
+    nominal_v = [rng.choice((230.0, 400.0)) for _ in range(count)]
+    ambient = [rng.uniform(10.0, 28.0) for _ in range(count)]
+    # Faulty vehicles waste energy as heat.
+    warm = [(18.0 if vid in plan.faulty else 10.0) for vid in vehicle_ids]
+    soc = [rng.uniform(20.0, 90.0) for _ in range(count)]
+    temp = [ambient[i] + rng.uniform(-2.0, 2.0) for i in range(count)]
+    target = [rng.uniform(80.0, 100.0) for _ in range(count)]
+    charging = [rng.random() < 0.5 for _ in range(count)]
+    # On average a vehicle plugs in again after about four idle hours; at once below 25 %.
+    start_chance = min(1.0, hours_per_step / 4)
+    drain_per_step = 3.0 * hours_per_step  # % per hour while away / idle
+    pending: dict[int, list[SimReading]] = {}
+
+    meter_index = list(range(count))
+    for step in range(plan.steps):
+        if step == plan.swap_step:
+            meter_index = [plan.meter_of(i, step) for i in range(count)]
+        out: list[SimReading] = []
+        append = out.append
+        for i in range(count):
+            s = soc[i]
+            if charging[i]:
+                taper = 1.0 if s < 80.0 else max(0.15, (100.0 - s) / 20.0)
+                dc = charger_kw[i] * hours_per_step * taper * (0.98 + 0.04 * rand())
+                ac = dc / eff[i] * (0.99 + 0.02 * rand())
+                s += dc / capacity[i] * 100.0
+                if s >= target[i]:
+                    charging[i] = False
+                t_goal = ambient[i] + warm[i]
+            else:
+                dc = 0.0
+                # Standby draw of the charge point, next to nothing.
+                ac = 0.0002 * rand() if rand() < 0.05 else 0.0
+                s -= drain_per_step * rand()
+                if s < 25.0 or rand() < start_chance:
+                    charging[i] = True
+                    target[i] = 80.0 + 20.0 * rand()
+                t_goal = ambient[i]
+            s = 0.0 if s < 0.0 else 100.0 if s > 100.0 else s
+            soc[i] = s
+            t = temp[i] + (t_goal - temp[i]) * 0.05 + 0.2 * (rand() - 0.5)
+            t = -60.0 if t < -60.0 else 150.0 if t > 150.0 else t
+            temp[i] = t
+            vehicle = (VEHICLE_KIND, vehicle_ids[i], step, round(s, 2), round(dc, 5), round(t, 1))
+            meter = (
+                METER_KIND,
+                meter_ids[meter_index[i]],
+                step,
+                round(ac, 5),
+                round(nominal_v[i] + 6.0 * (rand() - 0.5), 1),
+            )
+            for reading in (vehicle, meter):
+                roll = rand()
+                if roll < LATE_SHARE:
+                    pending.setdefault(step + 2 + int(8 * rand()), []).append(reading)
+                    continue
+                append(reading)
+                if roll > 1.0 - DUPLICATE_SHARE:
+                    append(reading)
+        late = pending.pop(step, None)
+        if late:
+            out.extend(late)
+        yield out
+    for due in sorted(pending):
+        yield pending[due]
+
+
+def ndjson_line(reading: SimReading, timestamps: list[str]) -> str:
+    """The reading as one NDJSON line in the API's wire format."""
+    if reading[0] == METER_KIND:
+        _, meter_id, step, kwh, voltage = reading
+        return (
+            f'{{"meterId":"{meter_id}","kwhConsumedAc":{kwh!r},"voltage":{voltage!r},'
+            f'"timestamp":"{timestamps[step]}"}}\n'
+        )
+    _, vehicle_id, step, soc, kwh, temp = reading
+    return (
+        f'{{"vehicleId":"{vehicle_id}","soc":{soc!r},"kwhDeliveredDc":{kwh!r},'
+        f'"batteryTemp":{temp!r},"timestamp":"{timestamps[step]}"}}\n'
+    )
+
+
+def csv_line(reading: SimReading, timestamps: list[str]) -> str:
+    """The reading as one line of the import CSV (`type,deviceId,timestamp,kwh,voltage,...`)."""
+    if reading[0] == METER_KIND:
+        _, meter_id, step, kwh, voltage = reading
+        return f"meter,{meter_id},{timestamps[step]},{kwh!r},{voltage!r},,\n"
+    _, vehicle_id, step, soc, kwh, temp = reading
+    return f"vehicle,{vehicle_id},{timestamps[step]},{kwh!r},,{soc!r},{temp!r}\n"
+
+
+def wire_timestamps(plan: FleetPlan) -> list[str]:
+    """The ISO 8601 text of every step's timestamp (`2026-02-10T10:15:00Z`)."""
+    return [
+        plan.timestamp(step).astimezone(UTC).isoformat().replace("+00:00", "Z")
+        for step in range(plan.steps)
+    ]
