@@ -175,8 +175,8 @@ class MeterAssignment(models.Model):
         ]
 
     def __str__(self) -> str:
-        end = self.valid_to.isoformat() if self.valid_to else "open"
-        return f"{self.vehicle_id}→{self.meter_id} [{self.valid_from.isoformat()}, {end})"
+        end = f"{self.valid_to:%Y-%m-%d %H:%M}" if self.valid_to else "open"
+        return f"{self.vehicle} → {self.meter}, {self.valid_from:%Y-%m-%d %H:%M} – {end} UTC"
 
     def clean(self) -> None:
         """Give the admin a readable message for what the database constraints refuse."""
