@@ -2,7 +2,7 @@ import pytest
 from django.db import connection
 from rest_framework.test import APIClient
 
-from telemetry.authentication import forget_cached_keys
+from telemetry.authentication import forget_cached_credentials
 from telemetry.partitions import forget_known_partitions
 from telemetry.services import api_key_create
 
@@ -11,10 +11,10 @@ from telemetry.services import api_key_create
 def _fresh_process_caches():
     """Each test's transaction rolls back its partitions and keys; forget them with it."""
     forget_known_partitions()
-    forget_cached_keys()
+    forget_cached_credentials()
     yield
     forget_known_partitions()
-    forget_cached_keys()
+    forget_cached_credentials()
 
 
 @pytest.fixture(autouse=True)

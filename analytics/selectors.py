@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.db import connections, models, router
-from django.db.models import FilteredRelation, Q
 
 from fleet.models import Vehicle
 from telemetry.models import MeterHourly, VehicleReading
@@ -156,34 +155,46 @@ def _part_sql(source: _Source, table: str) -> str:
     )
 
 
+# The vehicle and its assignments meeting [start, end) (the GiST index of
+# fleet_meterassignment_vehicle_no_overlap, or the (vehicle, valid_from) index). Raw SQL: compiling
+# the equivalent ORM query (a FilteredRelation) was a third of the endpoint's CPU time.
+_PERIODS_SQL = """
+    SELECT v.id, a.meter_id, m.meter_id, a.valid_from, a.valid_to
+    FROM fleet_vehicle v
+    LEFT JOIN fleet_meterassignment a
+        ON a.vehicle_id = v.id AND a.valid_from < %s AND (a.valid_to IS NULL OR a.valid_to > %s)
+    LEFT JOIN fleet_meter m ON m.id = a.meter_id
+    WHERE v.vehicle_id = %s
+    ORDER BY a.valid_from
+"""
+
+
 def _vehicle_periods(
     *, vehicle_id: str, start: datetime, end: datetime
 ) -> tuple[int, list[tuple[int, str, datetime, datetime]]]:
-    """The vehicle's pk and its meters' periods clipped to [start, end), oldest first.
-
-    One statement: the vehicle LEFT JOIN its assignments meeting the window (the GiST index of
-    fleet_meterassignment_vehicle_no_overlap, or the (vehicle, valid_from) index).
-    """
-    meeting = Q(assignments__valid_from__lt=end) & (
-        Q(assignments__valid_to__isnull=True) | Q(assignments__valid_to__gt=start)
-    )
-    rows = list(
-        Vehicle.objects.filter(vehicle_id=vehicle_id)
-        .annotate(period=FilteredRelation("assignments", condition=meeting))
-        .order_by("period__valid_from")
-        .values_list(
-            "pk", "period__meter_id", "period__meter__meter_id", "period__valid_from",
-            "period__valid_to",
-        )
-    )  # fmt: skip
+    """The vehicle's pk and its meters' periods clipped to [start, end), oldest first."""
+    connection = connections[router.db_for_read(Vehicle)]
+    adapt = connection.ops.adapt_datetimefield_value
+    with connection.cursor() as cursor:
+        cursor.execute(_PERIODS_SQL, [adapt(end), adapt(start), vehicle_id])
+        rows = cursor.fetchall()
     if not rows:
         raise VehicleNotFound(vehicle_id)
     periods = [
-        (meter_pk, meter_code, max(valid_from, start), min(valid_to or end, end))
+        (meter_pk, meter_code, max(_aware(valid_from), start), min(_aware(valid_to) or end, end))
         for _, meter_pk, meter_code, valid_from, valid_to in rows
         if meter_pk is not None
     ]
     return rows[0][0], periods
+
+
+def _aware(moment: datetime | str | None) -> datetime | None:
+    """A datetime of a raw row as an aware UTC datetime (SQLite hands back naive UTC or text)."""
+    if moment is None:
+        return None
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def vehicle_performance(

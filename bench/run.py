@@ -155,14 +155,16 @@ def manage(env: dict, *arguments: str) -> str:
 
 
 def bench_token(env: dict) -> str:
-    return manage(
+    """A DRF token of a read-only user `bench` (the last line: `shell` may print a banner)."""
+    output = manage(
         env,
         "shell",
         "-c",
         "from django.contrib.auth.models import User; from rest_framework.authtoken.models "
         "import Token; u, _ = User.objects.get_or_create(username='bench'); "
         "print(Token.objects.get_or_create(user=u)[0].key)",
-    ).strip()
+    )
+    return output.strip().splitlines()[-1]
 
 
 class served:
@@ -226,7 +228,7 @@ def wrk(url: str, script: str, *, connections: int, seconds: int, env: dict) -> 
     )
     match = WRK_LINE.search(done.stdout)
     if not match:
-        sys.exit(f"wrk printed no summary:\n{done.stdout}\n{done.stderr}")
+        sys.exit(f"wrk {script} on {url} printed no summary:\n{done.stdout}\n{done.stderr}")
     return {k: float(v) for k, v in match.groupdict().items()}
 
 
@@ -496,10 +498,11 @@ def analytics(args, url: str, token: str, *, only_per_vehicle: bool = False) -> 
             paths_file = Path(tmp) / "paths.txt"
             paths_file.write_text("\n".join(paths))
             runs = [
+                # One client: these figures are latencies, not throughput under contention.
                 wrk(
                     base,
                     "get.lua",
-                    connections=4,
+                    connections=1,
                     seconds=args.seconds,
                     env={"BENCH_TOKEN": token, "BENCH_PATHS_FILE": str(paths_file)},
                 )
@@ -513,7 +516,7 @@ def analytics(args, url: str, token: str, *, only_per_vehicle: bool = False) -> 
                     target=target,
                     note=(
                         f"p99 {median_of(runs, 'p99'):.1f} ms, "
-                        f"{median_of(runs, 'rps'):.0f} req/s, "
+                        f"{median_of(runs, 'rps'):.0f} req/s at 1 client, "
                         f"errors {sum(r['errors'] for r in runs):.0f}"
                     ),
                 )

@@ -183,7 +183,7 @@ DATABASE_ROUTERS = ["analytics.routers.ReadReplicaRouter"]
 REST_FRAMEWORK = {
     # Token first, so a request with no credentials gets 401 with a WWW-Authenticate header.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "telemetry.authentication.CachedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -195,6 +195,10 @@ REST_FRAMEWORK = {
     "COERCE_DECIMAL_TO_STRING": False,
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
+
+# Seconds a worker remembers an accepted device key or DRF token; a revoked key or deleted token
+# stops working within this delay (0: look it up on every request).
+API_AUTH_CACHE_SECONDS = env_int("API_AUTH_CACHE_SECONDS", 5, minimum=0)
 
 # --- API docs ------------------------------------------------------------------------------------
 
@@ -234,9 +238,6 @@ SPECTACULAR_SETTINGS = {
 
 # A reading from an unknown device registers it; off, such a reading is rejected.
 TELEMETRY_AUTO_REGISTER = env_bool("TELEMETRY_AUTO_REGISTER", True)
-# Seconds a worker remembers an accepted device key; a revoked key stops working within this
-# delay (0: look the key up on every request).
-TELEMETRY_API_KEY_CACHE_SECONDS = env_int("TELEMETRY_API_KEY_CACHE_SECONDS", 5, minimum=0)
 # Most readings one request may carry.
 TELEMETRY_MAX_BATCH = env_int("TELEMETRY_MAX_BATCH", 5000, minimum=1)
 # Largest request body, in bytes (413 above it).

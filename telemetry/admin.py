@@ -12,6 +12,7 @@ from django.utils.functional import cached_property
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
 
+from telemetry.authentication import forget_cached_credentials
 from telemetry.models import (
     DeviceAPIKey,
     MeterHourly,
@@ -57,6 +58,12 @@ class DeviceAPIKeyAdmin(APIKeyModelAdmin):
             # A key's scope is part of what was handed to the device: issue a new key instead.
             readonly += ("device_id",)
         return tuple(dict.fromkeys(readonly))
+
+    def save_model(self, request, obj, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        if obj.revoked:
+            # Other workers stop accepting it within API_AUTH_CACHE_SECONDS.
+            forget_cached_credentials()
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -1,12 +1,25 @@
-"""Device authentication: `Authorization: Api-Key <key>`."""
+"""API authentication: devices by `Authorization: Api-Key <key>`, people by DRF token.
+
+Both remember an accepted credential for API_AUTH_CACHE_SECONDS per worker: a device sends every
+minute and a dashboard polls, so without it the credential lookup would be one of the two or three
+round trips of every request. Only accepted credentials are remembered, so a revoked key, a deleted
+token or a deactivated user stops working within that many seconds in every worker (at once in the
+worker that revoked it, see `forget_cached_credentials`).
+"""
 
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
-from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.authentication import (
+    BaseAuthentication,
+    TokenAuthentication,
+    get_authorization_header,
+)
 from rest_framework.permissions import BasePermission
 
 from telemetry.models import DeviceAPIKey
@@ -42,35 +55,49 @@ class DeviceKeyAuthentication(BaseAuthentication):
         return KEYWORD
 
 
-# key text -> (expiry, key): a device sends every minute, so without this the key lookup
-# would be one of the two round trips of every single-reading request.
-_recent_keys: dict[str, tuple[float, DeviceAPIKey]] = {}
-_RECENT_KEYS_MAX = 50_000
+T = TypeVar("T")
+# credential text -> (expiry, what it authenticated); one dict per kind of credential
+_remembered_keys: dict[str, tuple[float, DeviceAPIKey]] = {}
+_remembered_tokens: dict[str, tuple[float, tuple]] = {}
+_REMEMBERED_MAX = 50_000
+
+
+def _remembered(cache: dict[str, tuple[float, T]], text: str, lookup: Callable[[], T | None]):
+    """`lookup()`, remembered under `text` for API_AUTH_CACHE_SECONDS if it found something."""
+    ttl = settings.API_AUTH_CACHE_SECONDS
+    now = time.time()
+    if ttl:
+        cached = cache.get(text)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+    found = lookup()
+    if ttl and found is not None:
+        if len(cache) >= _REMEMBERED_MAX:
+            cache.clear()
+        cache[text] = (now + ttl, found)
+    return found
 
 
 def _cached_usable_key(key: str) -> DeviceAPIKey | None:
-    """`_usable_key`, remembered for TELEMETRY_API_KEY_CACHE_SECONDS (0: always ask the database).
-
-    Only accepted keys are remembered, so a revoked or expired key stops working within that many
-    seconds in every worker (at once in the worker that revoked it, see `forget_cached_key`).
-    """
-    ttl = settings.TELEMETRY_API_KEY_CACHE_SECONDS
-    now = time.time()
-    if ttl:
-        cached = _recent_keys.get(key)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-    api_key = _usable_key(key)
-    if ttl and api_key is not None:
-        if len(_recent_keys) >= _RECENT_KEYS_MAX:
-            _recent_keys.clear()
-        _recent_keys[key] = (now + ttl, api_key)
-    return api_key
+    return _remembered(_remembered_keys, key, lambda: _usable_key(key))
 
 
-def forget_cached_keys() -> None:
-    """Drop every remembered key of this process (after a revocation, in tests)."""
-    _recent_keys.clear()
+def forget_cached_credentials() -> None:
+    """Drop every remembered key and token of this process (after a revocation, in tests)."""
+    _remembered_keys.clear()
+    _remembered_tokens.clear()
+
+
+class CachedTokenAuthentication(TokenAuthentication):
+    """DRF's `Authorization: Token <t>`, its lookup remembered (see the module docstring)."""
+
+    def authenticate_credentials(self, key):
+        # A failed lookup raises AuthenticationFailed, so only accepted tokens are remembered.
+        return _remembered(
+            _remembered_tokens,
+            key,
+            lambda: super(CachedTokenAuthentication, self).authenticate_credentials(key),
+        )
 
 
 def _usable_key(key: str) -> DeviceAPIKey | None:

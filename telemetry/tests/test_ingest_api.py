@@ -434,7 +434,7 @@ class TestDeviceKeys:
         assert response.status_code == 401
         assert MeterReading.objects.count() == 1
 
-    @override_settings(TELEMETRY_API_KEY_CACHE_SECONDS=0)
+    @override_settings(API_AUTH_CACHE_SECONDS=0)
     def test_without_the_cache_a_revoked_key_stops_working_at_once(self, api_client):
         api_key, key = api_key_create(name="stolen gateway")
         api_client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
