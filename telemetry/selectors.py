@@ -31,7 +31,7 @@ class _StatusQuerySet(models.QuerySet):
         return self.annotate(stale=ExpressionWrapper(silent, output_field=BooleanField()))
 
     def stale(self, *, now: datetime, is_stale: bool = True) -> "_StatusQuerySet":
-        # Range on telemetry_[mv]status_received.
+        # No index on received_at (see MeterStatus): a short scan of one row per device.
         silent = Q(received_at__lt=stale_cutoff(now=now))
         return self.filter(silent if is_stale else ~silent)
 
@@ -42,10 +42,10 @@ class VehicleStatusQuerySet(_StatusQuerySet):
         return self.annotate(vehicle_code=F("device__vehicle_id"))
 
     def soc_below(self, soc_pct: float) -> "VehicleStatusQuerySet":
-        return self.filter(soc_pct__lt=soc_pct)  # telemetry_vstatus_soc
+        return self.filter(soc_pct__lt=soc_pct)
 
     def soc_above(self, soc_pct: float) -> "VehicleStatusQuerySet":
-        return self.filter(soc_pct__gt=soc_pct)  # telemetry_vstatus_soc
+        return self.filter(soc_pct__gt=soc_pct)
 
     def for_vehicle_codes(self, codes: list[str]) -> "VehicleStatusQuerySet":
         return self.filter(device__vehicle_id__in=codes)
@@ -72,12 +72,33 @@ def meter_status_list(*, now: datetime) -> MeterStatusQuerySet:
 
 def vehicle_status_get(*, vehicle_id: str, now: datetime) -> VehicleStatus | None:
     """The live row of one vehicle; None for an unknown vehicle or one with no reading yet."""
-    return vehicle_status_list(now=now).filter(device__vehicle_id=vehicle_id).first()
+    return _status_get(VehicleStatus, Vehicle, "vehicle_id", "vehicle_code", vehicle_id, now)
 
 
 def meter_status_get(*, meter_id: str, now: datetime) -> MeterStatus | None:
     """The live row of one meter; None for an unknown meter or one with no reading yet."""
-    return meter_status_list(now=now).filter(device__meter_id=meter_id).first()
+    return _status_get(MeterStatus, Meter, "meter_id", "meter_code", meter_id, now)
+
+
+def _status_get(status_model, device_model, id_column, code_attribute, device_id, now):
+    """One live row by the device's external id, with the code and `stale` of the list rows.
+
+    A raw query (still routed, and with the fields' converters): building and compiling the ORM
+    query with its annotations was half of this endpoint's time, against a p50 target of 2 ms.
+    """
+    status_table, device_table = status_model._meta.db_table, device_model._meta.db_table
+    rows = list(
+        status_model.objects.raw(
+            f"SELECT s.*, d.{id_column} AS {code_attribute} FROM {status_table} s "
+            f"JOIN {device_table} d ON d.id = s.{id_column} WHERE d.{id_column} = %s",
+            [device_id],
+        )
+    )
+    if not rows:
+        return None
+    status = rows[0]
+    status.stale = status.received_at < stale_cutoff(now=now)
+    return status
 
 
 class DeviceNotFound(LookupError):
