@@ -376,8 +376,14 @@ def _store_postgres_by_external_id(
     unique: dict[tuple[str, datetime], Item] = {}
     for item in items:
         unique.setdefault((item[1], item[2]), item)
-    params: list = [[item[1] for item in unique.values()], [item[2] for item in unique.values()]]
-    params += [[item[3][i] for item in unique.values()] for i in range(len(stream.columns))]
+    values = unique.values()
+    params: list = [
+        _array_literal(item[1] for item in values),
+        _array_literal(item[2].isoformat() for item in values),
+    ]
+    params += [
+        _array_literal(repr(item[3][i]) for item in values) for i in range(len(stream.columns))
+    ]
     params += [len(unique), received_at]
     with connection.cursor() as cursor:
         cursor.execute(_POSTGRES_SQL_BY_EXTERNAL_ID[stream], params)
@@ -385,9 +391,25 @@ def _store_postgres_by_external_id(
     return inserted, resolved == len(unique)
 
 
+def _array_literal(texts) -> str:
+    """A PostgreSQL array literal of `texts`, passed as one text parameter and cast in the SQL.
+
+    Measured: psycopg's adaptation of Python lists (type detection, per-element dumping) was a
+    fifth of the single-reading path's CPU time; joining strings costs almost nothing. No element
+    needs quoting: device ids match DEVICE_ID_PATTERN, and numbers and ISO timestamps hold no
+    comma, brace, quote, backslash or space.
+    """
+    return "{" + ",".join(texts) + "}"
+
+
 def _store_postgres(stream: Stream, rows: list[Row], received_at: datetime) -> int:
-    params: list = [[row.device for row in rows], [row.recorded_at for row in rows]]
-    params += [[row.values[i] for row in rows] for i in range(len(stream.columns))]
+    params: list = [
+        _array_literal(str(row.device) for row in rows),
+        _array_literal(row.recorded_at.isoformat() for row in rows),
+    ]
+    params += [
+        _array_literal(repr(row.values[i]) for row in rows) for i in range(len(stream.columns))
+    ]
     params.append(received_at)
     with connection.cursor() as cursor:
         cursor.execute(_POSTGRES_SQL[stream], params)
