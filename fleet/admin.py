@@ -81,8 +81,11 @@ class DeviceAssignForm(forms.ModelForm):
             if current is not None:
                 self.fields[self.counterpart].initial = getattr(current, f"{self.counterpart}_id")
 
-    def pair(self, counterpart) -> tuple[Vehicle, Meter]:
-        raise NotImplementedError
+    def pair(self, counterpart: Vehicle | Meter) -> tuple[Vehicle, Meter]:
+        """(vehicle, meter) of the assignment: this form's device and the one picked."""
+        if self.counterpart == "meter":
+            return self.instance, counterpart
+        return counterpart, self.instance
 
     def wants_assignment(self) -> bool:
         return (
@@ -130,9 +133,6 @@ class VehicleAdminForm(DeviceAssignForm):
         model = Vehicle
         fields = ("vehicle_id",)
 
-    def pair(self, counterpart: Meter) -> tuple[Vehicle, Meter]:
-        return self.instance, counterpart
-
 
 class MeterAdminForm(DeviceAssignForm):
     counterpart = "vehicle"
@@ -149,9 +149,6 @@ class MeterAdminForm(DeviceAssignForm):
     class Meta:
         model = Meter
         fields = ("meter_id",)
-
-    def pair(self, counterpart: Vehicle) -> tuple[Vehicle, Meter]:
-        return counterpart, self.instance
 
 
 class AssignmentHistoryInline(admin.TabularInline):
