@@ -6,11 +6,12 @@ are read from the hourly rollups (maintained by the ingest transaction, so they 
 current) and only the partial hours at the ends of each period from raw history. Two statements:
 the vehicle with its assignments in the window, then every figure in one UNION ALL.
 
-Fleet-wide (`fleet_inefficient`, `fleet_summary`) reads only rollups, over a window of whole
-hours [floor_hour(now) − (hours − 1) h, now]: the current hour's rollup is complete up to now. An
-hour of a meter counts for the assignment that held the start of that hour (the bucket starts
-inside [valid_from, valid_to)), so an hour in which a meter was reassigned goes wholly to one
-vehicle; the per-vehicle endpoint is the exact one.
+Fleet-wide (`fleet_inefficient`, `fleet_summary`) reads rollups over a window of whole hours
+[floor_hour(now) − (hours − 1) h, now]: the current hour's rollup is complete up to now. A meter's
+hour lying wholly inside an assignment comes from its rollup; the partial hours at an assignment's
+ends (an assignment made at 10:12) come from raw readings of that meter, so AC is exact to the
+reading for every vehicle. Those edges are few: one per assignment that starts or ends in the
+window off the hour.
 
 Raw SQL: the ORM can say neither a variable UNION ALL of aggregates nor the rollup ⋈ assignment
 range join with a window count in one statement. Measured on PostgreSQL 15 (see the README):
@@ -264,6 +265,22 @@ def fleet_window(*, hours: int, now: datetime) -> tuple[datetime, datetime]:
     return floor_hour(now) - (hours - 1) * HOUR, now
 
 
+# Hour arithmetic per backend. Percent signs are doubled: the statements take named parameters.
+_HOUR_SQL = {
+    "postgresql": {
+        "floor": "date_trunc('hour', {x})",
+        "next": "(date_trunc('hour', {x}) + interval '1 hour')",
+        "least": "least",
+        "greatest": "greatest",
+    },
+    "sqlite": {
+        "floor": "strftime('%%Y-%%m-%%d %%H:00:00', {x})",
+        "next": "strftime('%%Y-%%m-%%d %%H:00:00', {x}, '+1 hour')",
+        "least": "min",
+        "greatest": "max",
+    },
+}
+
 # The meters of a vehicle in the window, oldest assignment first, comma-separated (device ids
 # cannot contain commas).
 _METER_LIST = {
@@ -287,13 +304,37 @@ dc AS (
     WHERE hour >= %(start)s AND hour < %(until)s
     GROUP BY vehicle_id
 ),
-ac AS (
-    SELECT p.vehicle_id, sum(h.energy_kwh) AS ac_kwh, sum(h.reading_count) AS ac_readings
+ac_parts AS (
+    SELECT p.vehicle_id, h.energy_kwh, h.reading_count
     FROM periods p
     JOIN telemetry_meterhourly h ON h.meter_id = p.meter_id
     WHERE h.hour >= %(start)s AND h.hour < %(until)s
-      AND h.hour >= p.valid_from AND (p.valid_to IS NULL OR h.hour < p.valid_to)
-    GROUP BY p.vehicle_id
+      AND h.hour >= p.valid_from AND (p.valid_to IS NULL OR {next_hour_of_h} <= p.valid_to)
+    UNION ALL
+    -- The partial hour an assignment starts in (10:12 → [10:12, 11:00)), raw.
+    SELECT e.vehicle_id, r.energy_kwh, 1
+    FROM periods e
+    JOIN telemetry_meterreading r ON r.meter_id = e.meter_id
+        AND r.recorded_at >= e.valid_from
+        AND r.recorded_at < {least}({next_hour_of_from}, coalesce(e.valid_to, %(until)s), %(until)s)
+        -- constant bounds too, so only the window's partitions are planned
+        AND r.recorded_at >= %(start)s AND r.recorded_at < %(until)s
+    WHERE e.valid_from > {floor_of_from} AND e.valid_from >= %(start)s
+    UNION ALL
+    -- The partial hour an assignment ends in ([14:00, 14:30)), raw, unless the start's covered it.
+    SELECT e.vehicle_id, r.energy_kwh, 1
+    FROM periods e
+    JOIN telemetry_meterreading r ON r.meter_id = e.meter_id
+        AND r.recorded_at >= {greatest}({floor_of_to}, e.valid_from, %(start)s)
+        AND r.recorded_at < {least}(e.valid_to, %(until)s)
+        AND r.recorded_at >= %(start)s AND r.recorded_at < %(until)s
+    WHERE e.valid_to > {floor_of_to}
+      AND NOT (e.valid_from > {floor_of_from} AND {floor_of_to} = {floor_of_from})
+),
+ac AS (
+    SELECT vehicle_id, sum(energy_kwh) AS ac_kwh, sum(reading_count) AS ac_readings
+    FROM ac_parts
+    GROUP BY vehicle_id
 ),
 meters AS (
     SELECT p.vehicle_id, {meter_list} AS meter_ids
@@ -355,7 +396,17 @@ def _fleet_execute(sql: str, *, start: datetime, end: datetime, **params) -> lis
     params["start"] = adapt(start)
     params["until"] = adapt(floor_hour(end) + HOUR)
     with connection.cursor() as cursor:
-        cursor.execute(sql.format(meter_list=_METER_LIST[connection.vendor]), params)
+        hours = _HOUR_SQL[connection.vendor]
+        sql = sql.format(
+            meter_list=_METER_LIST[connection.vendor],
+            next_hour_of_h=hours["next"].format(x="h.hour"),
+            floor_of_from=hours["floor"].format(x="e.valid_from"),
+            floor_of_to=hours["floor"].format(x="e.valid_to"),
+            next_hour_of_from=hours["next"].format(x="e.valid_from"),
+            least=hours["least"],
+            greatest=hours["greatest"],
+        )
+        cursor.execute(sql, params)
         return cursor.fetchall()
 
 

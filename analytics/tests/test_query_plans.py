@@ -182,19 +182,26 @@ class TestFleetPlans:
         ],
         ids=["inefficient", "summary"],
     )
-    def test_fleet_answers_read_only_rollups_by_index(self, loaded, run):
+    def test_fleet_answers_read_rollups_and_only_the_window_s_raw_meter_edges_by_index(
+        self, loaded, run
+    ):
         statements = captured(run)
 
         found = telemetry_scans(statements[0])
 
+        relations = {relation for _, relation, _ in found if relation}
+        raw = relations - set(ROLLUPS)
         assert len(statements) == 1
-        assert {relation for _, relation, _ in found if relation} == set(ROLLUPS)
+        assert set(ROLLUPS) <= relations
+        # Raw rows only for assignments' partial hours: meter partitions of the window's days.
+        assert raw <= {"telemetry_meterreading_p20260209", "telemetry_meterreading_p20260210"}
         assert {node for node, _, _ in found} <= INDEX_SCANS
         assert {index for _, _, index in found if index} <= {
             "telemetry_meterhourly_key",
             "telemetry_vehiclehourly_key",
             "telemetry_mhourly_hour",
             "telemetry_vhourly_hour",
+            *(f"{partition}_pkey" for partition in raw),
         }
 
 

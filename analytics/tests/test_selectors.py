@@ -410,7 +410,7 @@ class TestFleetInefficient:
 
         assert (page.start, page.total) == (at(11), 0)
 
-    def test_a_reassignment_hour_goes_to_the_assignment_holding_its_start(self, clock):
+    def test_a_reassignment_mid_hour_splits_that_hour_exactly(self, clock):
         assign("V-A", "M-1", at(0))
         assign("V-B", "M-1", at(10, 30))  # M-1 moves from V-A to V-B at 10:30
         payloads = []
@@ -422,13 +422,14 @@ class TestFleetInefficient:
         page = fleet_inefficient(hours=24, now=NOW, threshold=85, limit=50, offset=0)
         summary = fleet_summary(hours=24, now=NOW, threshold=85)
 
-        # The whole 10:00 bucket goes to V-A (75 %), the 11:00 bucket to V-B (DC > AC).
+        # M-1's 10:00–10:29 readings go to V-A (30 kWh AC < 45 DC: ANOMALY), the rest to V-B
+        # (60 kWh AC, 45 DC: 75 %), as the per-vehicle endpoint says.
         assert [(i.vehicle_id, i.ac_kwh, i.dc_kwh, i.meter_ids) for i in page.items] == [
-            ("V-A", 60.0, 45.0, ("M-1",))
+            ("V-B", 60.0, 45.0, ("M-1",))
         ]
         assert (summary.ac_kwh, summary.by_status["ANOMALY"]) == (90.0, 1)
-        exact = vehicle_performance(vehicle_id="V-A", start=at(10), end=at(11), threshold=85)
-        assert exact.ac_kwh == 30.0
+        exact = vehicle_performance(vehicle_id="V-A", start=at(0), end=NOW, threshold=85)
+        assert (exact.ac_kwh, exact.status) == (30.0, "ANOMALY")
 
 
 class TestFleetSummary:
