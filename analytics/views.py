@@ -453,6 +453,30 @@ class HistoryCursorPagination(CursorPagination):
     max_page_size = 5000
 
 
+class DeviceHistoryView(ListAPIView):
+    """Raw readings of one device in a window; subclasses name the device kind."""
+
+    pagination_class = HistoryCursorPagination
+    filter_backends: list = []
+    reading_model: type
+    readings = staticmethod(vehicle_readings)  # the selector, keyword `<kind>_id`
+    kind = ""  # "vehicle" or "meter"
+    path_kwarg = ""  # "vehicleId" or "meterId"
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation
+            return self.reading_model.objects.none()
+        window = parse_window(self.request.query_params, now=timezone.now())
+        try:
+            return self.readings(
+                **{f"{self.kind}_id": self.kwargs[self.path_kwarg]},
+                start=window.start,
+                end=window.end,
+            )
+        except DeviceNotFound as error:
+            raise NotFound(f"No {self.kind} {error.args[0]!r}.") from None
+
+
 _HISTORY_DESCRIPTION = (
     "Raw readings in [from, to), oldest first, in the ingest payload's shape; the last 24 hours "
     "by default. Cursor-paginated (follow `next`; `limit` up to 5000)."
@@ -473,21 +497,11 @@ _HISTORY_DESCRIPTION = (
         },
     )
 )
-class VehicleHistoryView(ListAPIView):
+class VehicleHistoryView(DeviceHistoryView):
     serializer_class = VehicleHistoryReadingSerializer
-    pagination_class = HistoryCursorPagination
-    filter_backends: list = []
-
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):  # schema generation
-            return VehicleReading.objects.none()
-        window = parse_window(self.request.query_params, now=timezone.now())
-        try:
-            return vehicle_readings(
-                vehicle_id=self.kwargs["vehicleId"], start=window.start, end=window.end
-            )
-        except DeviceNotFound as error:
-            raise NotFound(f"No vehicle {error.args[0]!r}.") from None
+    reading_model = VehicleReading
+    readings = staticmethod(vehicle_readings)
+    kind, path_kwarg = "vehicle", "vehicleId"
 
 
 @extend_schema_view(
@@ -504,18 +518,8 @@ class VehicleHistoryView(ListAPIView):
         },
     )
 )
-class MeterHistoryView(ListAPIView):
+class MeterHistoryView(DeviceHistoryView):
     serializer_class = MeterHistoryReadingSerializer
-    pagination_class = HistoryCursorPagination
-    filter_backends: list = []
-
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):  # schema generation
-            return MeterReading.objects.none()
-        window = parse_window(self.request.query_params, now=timezone.now())
-        try:
-            return meter_readings(
-                meter_id=self.kwargs["meterId"], start=window.start, end=window.end
-            )
-        except DeviceNotFound as error:
-            raise NotFound(f"No meter {error.args[0]!r}.") from None
+    reading_model = MeterReading
+    readings = staticmethod(meter_readings)
+    kind, path_kwarg = "meter", "meterId"
