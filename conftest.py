@@ -79,3 +79,28 @@ def pytest_collection_modifyitems(config, items):
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = kept
+
+
+@pytest.fixture
+def served_project(transactional_db, tmp_path):
+    """Start the project under gunicorn against this test's database: `served_project(env=…)`.
+
+    Needs committed data (so the fixture asks for `transactional_db`); stopped after the test.
+    """
+    from testsupport.servers import Gunicorn, database_url
+
+    servers = []
+
+    def start(*, env: dict[str, str] | None = None, workers: int = 2) -> Gunicorn:
+        server = Gunicorn(
+            {"DATABASE_URL": database_url(connection.settings_dict), **(env or {})},
+            workers=workers,
+            log_dir=tmp_path,
+        )
+        servers.append(server)
+        server.start()
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
