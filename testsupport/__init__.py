@@ -1,1 +1,1 @@
-"""What the test suites share: real servers (gunicorn, throwaway PostgreSQL, brokers) on loopback."""
+"""What the test suites share: real servers (gunicorn, PostgreSQL, brokers) on loopback."""
