@@ -435,9 +435,9 @@ def _array_literal(texts: list[str]) -> str:
     if not texts:
         return "{}"
     joined = '","'.join(texts)
-    if "\\" in joined or joined.count('"') != 2 * (len(texts) - 1):
+    if "\\" in joined or joined.count('"') != 2 * len(texts) - 2:
         joined = '","'.join(text.replace("\\", "\\\\").replace('"', '\\"') for text in texts)
-    return '{"' + joined + '"}'
+    return f'{{"{joined}"}}'
 
 
 def _store_postgres(stream: Stream, rows: list[Row], received_at: datetime) -> tuple[int, int]:
