@@ -451,3 +451,33 @@ class TestConflicts:
             "conflicts": 2,
             "rejected": [],
         }
+
+
+INGEST_ROUTES = [
+    "/v1/ingest",
+    "/v1/ingest/meter",
+    "/v1/ingest/vehicle",
+    "/v1/ingest/meter/batch",
+    "/v1/ingest/vehicle/batch",
+    "/v1/telemetry/ingest",
+    "/v1/telemetry",
+]
+
+
+def test_the_openapi_schema_documents_every_answer_of_every_ingest_route(api_client):
+    schema = api_client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+
+    for route in INGEST_ROUTES:
+        responses = schema["paths"][route]["post"]["responses"]
+        assert set(responses) >= {"200", "201", "207", "400", "401", "403", "413", "429", "503"}
+        for code, response in responses.items():
+            examples = response["content"]["application/json"]["examples"]
+            assert examples, (route, code)
+            for example in examples.values():
+                assert set(example["value"]) - {"detail"} == SHAPE, (route, code)
+                if code in {"401", "403", "413", "429", "503"}:
+                    assert example["value"]["detail"], (route, code)
+        for code in ("429", "503"):
+            assert responses[code]["headers"]["Retry-After"]["schema"]["type"] == "integer"
+    reading = schema["components"]["schemas"]["MeterReadingIn"]["properties"]["meterId"]
+    assert reading["pattern"] == "^[A-Za-z0-9_.:\\-]{1,64}$"
