@@ -6,48 +6,34 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import time_machine
+from django.apps import apps
 from django.db import connection
 from django.test import override_settings
 from prometheus_client import REGISTRY
 
-from fleet.models import Meter, Vehicle
+from fleet.models import Meter
 from fleet.services import mapping_create
-from telemetry.models import (
-    MeterHourly,
-    MeterReading,
-    MeterStatus,
-    VehicleHourly,
-    VehicleReading,
-    VehicleStatus,
-)
+from telemetry.models import MeterHourly, MeterReading, VehicleReading
 from telemetry.partitions import partitions_list
 from telemetry.services import _array_literal, api_key_create
 from telemetry.tests.factories import T0, every_minute, meter_payload, vehicle_payload
+from telemetry.tests.test_ingest_api import NOW, fixed_clock  # noqa: F401 (the fixture)
 
-NOW = T0 + timedelta(hours=1)
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fixed_clock")]
 SHAPE = {"accepted", "duplicates", "conflicts", "rejected"}
 
 
-@pytest.fixture
-def fixed_clock():
-    with time_machine.travel(NOW, tick=False):
-        yield
-
-
 def tables() -> dict:
-    """Everything an ingest request may change: history, live, rollups, registry, partitions."""
-    models = (
-        MeterReading,
-        VehicleReading,
-        MeterStatus,
-        VehicleStatus,
-        MeterHourly,
-        VehicleHourly,
-        Meter,
-        Vehicle,
-    )
+    """Everything an ingest request may change: history, live, rollups, registry, partitions.
+
+    Every model of the telemetry and fleet apps but the keys (whose last use a request records).
+    """
+    models = [
+        model
+        for label in ("telemetry", "fleet")
+        for model in apps.get_app_config(label).get_models()
+        if model._meta.model_name != "deviceapikey"
+    ]
     state = {model.__name__: sorted(model.objects.values_list()) for model in models}
     state["partitions"] = [(p.parent, p.day) for p in partitions_list()]
     return state
