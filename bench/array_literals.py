@@ -4,7 +4,8 @@ Compares the unquoted literals the store used before (`{a,b}`: PostgreSQL trims 
 unquoted elements, so "M-1\\n" became "M-1") with the quoted ones it uses now (`{"a","b"}`), and
 with psycopg adapting Python lists (what the literals replaced). Pure CPU, no database:
 
-    PYTHONPATH=. DJANGO_SETTINGS_MODULE=energy.settings SECRET_KEY=x .venv/bin/python bench/array_literals.py
+    PYTHONPATH=. DJANGO_SETTINGS_MODULE=energy.settings SECRET_KEY=x \
+        .venv/bin/python bench/array_literals.py
 """
 
 import timeit
@@ -33,7 +34,10 @@ def params(items, literal):
     ]
 
 
-def adapted(items, transformer=Transformer()):
+_TRANSFORMER = Transformer()
+
+
+def adapted(items, transformer=_TRANSFORMER):
     columns = [
         [item[1] for item in items],
         [item[2] for item in items],
@@ -45,14 +49,13 @@ def adapted(items, transformer=Transformer()):
 def main() -> None:
     for count in (1, 5000):
         items = [
-            (i, f"M-{i % 50}", T0 + timedelta(seconds=i), (0.125 + i, 231.5))
-            for i in range(count)
+            (i, f"M-{i % 50}", T0 + timedelta(seconds=i), (0.125 + i, 231.5)) for i in range(count)
         ]
         reps = 20000 if count == 1 else 40
         for name, build in (
-            ("unquoted literals (before)", lambda: params(items, unquoted)),
-            ("quoted literals (now)", lambda: params(items, _array_literal)),
-            ("psycopg list adaptation", lambda: adapted(items)),
+            ("unquoted literals (before)", lambda items=items: params(items, unquoted)),
+            ("quoted literals (now)", lambda items=items: params(items, _array_literal)),
+            ("psycopg list adaptation", lambda items=items: adapted(items)),
         ):
             best = min(timeit.repeat(build, number=reps, repeat=5)) / reps
             print(f"{count:>5} readings  {name:<28} {best * 1e6:10.2f} µs per request")

@@ -63,6 +63,24 @@ def drain(stream, budget: int) -> None:
         budget -= len(part)
 
 
+def drain_unread(request) -> None:
+    """Before an error answer: read and discard a body nobody read (a 401, 403, 429 or 503 to a
+    client that writes its whole body first), up to `DRAIN_MAX_BYTES`."""
+    meta = request.META
+    if is_chunked(meta):
+        if meta.get("wsgi.input_terminated"):
+            drain(meta["wsgi.input"], DRAIN_MAX_BYTES)
+        return
+    declared = meta.get("CONTENT_LENGTH") or ""
+    if getattr(request, "_read_started", True) or not declared.isdigit():
+        return
+    if int(declared) <= DRAIN_MAX_BYTES:
+        try:
+            drain(request, int(declared))
+        except OSError:  # the client went away: nothing left to answer
+            return
+
+
 def chunked_body(meta: dict) -> bytes:
     """The body of a chunked request, read from the server's decoded input stream."""
     if not meta.get("wsgi.input_terminated"):

@@ -13,7 +13,14 @@ from rest_framework.views import APIView
 from telemetry import metrics
 from telemetry.authentication import DeviceKeyAuthentication, HasDeviceKey
 from telemetry.openapi import INGEST_RESPONSES, RETRY_AFTER, request_examples, request_schema
-from telemetry.parsers import RequestTooLarge, StrictJSONParser, chunked_body, is_chunked, json_body
+from telemetry.parsers import (
+    RequestTooLarge,
+    StrictJSONParser,
+    chunked_body,
+    drain_unread,
+    is_chunked,
+    json_body,
+)
 from telemetry.schemas import MalformedBody, ParsedReadings, readings_parse
 from telemetry.services import DeviceScopeError, IngestResult, readings_ingest
 
@@ -60,6 +67,7 @@ class IngestView(APIView):
 
     def handle_exception(self, exc):
         """Errors keep the ingest response shape: nothing accepted, and why."""
+        drain_unread(getattr(self.request, "_request", self.request))
         response = super().handle_exception(exc)
         detail = response.data.get("detail") if isinstance(response.data, dict) else None
         response.data = refusal_body(str(detail))

@@ -87,16 +87,24 @@ def test_a_chunked_body_that_is_not_json_is_a_400(served):
     assert set(data) == {"accepted", "duplicates", "conflicts", "rejected", "detail"}
 
 
-def test_a_client_that_writes_12_mb_before_reading_gets_the_413(served):
-    server, key = served
-    body = b"[" + b",".join([json.dumps(meter_payload()).encode()] * 125_000) + b"]"
-    assert len(body) > 12_000_000
-    request = urllib.request.Request(
-        f"{server.url}/v1/ingest",
+def post_whole(url: str, key: str, body: bytes) -> urllib.request.Request:
+    """A plain urllib POST: it writes the whole body before it reads the answer."""
+    return urllib.request.Request(
+        f"{url}/v1/ingest",
         data=body,
         headers={"Authorization": f"Api-Key {key}", "Content-Type": "application/json"},
         method="POST",
     )
+
+
+TWELVE_MB = b"[" + b",".join([json.dumps(meter_payload()).encode()] * 125_000) + b"]"
+
+
+def test_a_client_that_writes_12_mb_before_reading_gets_the_413(served):
+    server, key = served
+    body = TWELVE_MB
+    assert len(body) > 12_000_000
+    request = post_whole(server.url, key, body)
 
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=60)
@@ -111,3 +119,13 @@ def test_a_client_that_writes_12_mb_before_reading_gets_the_413(served):
         "detail": "The body is over 1048576 bytes; send smaller batches.",
     }
     assert MeterReading.objects.count() == 0
+
+
+def test_a_client_that_writes_12_mb_with_a_bad_key_reads_the_refusal(served):
+    server, _ = served
+
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(post_whole(server.url, "not.a-key", TWELVE_MB), timeout=60)
+
+    assert refused.value.code in (401, 403)
+    assert json.loads(refused.value.read())["detail"]
