@@ -26,6 +26,19 @@ def _static_urls_without_manifest(settings):
     }
 
 
+@pytest.fixture(autouse=True)
+def _fixture_days_within_the_age_limit(settings):
+    """Tests store readings of a fixed day (factories.T0) under the real clock: keep that day
+    inside TELEMETRY_MAX_AGE_DAYS however far the clock has moved on (unchanged until then)."""
+    from django.utils import timezone
+
+    from telemetry.tests.factories import T0
+
+    settings.TELEMETRY_MAX_AGE_DAYS = max(
+        settings.TELEMETRY_MAX_AGE_DAYS, (timezone.now() - T0).days + 30
+    )
+
+
 @pytest.fixture
 def api_client() -> APIClient:
     return APIClient()

@@ -254,6 +254,14 @@ TELEMETRY_STALE_AFTER_SECONDS = env_int("TELEMETRY_STALE_AFTER_SECONDS", 300, mi
 TELEMETRY_RETENTION_DAYS = env_int("TELEMETRY_RETENTION_DAYS", 400, minimum=1)
 # Daily partitions `manage_partitions` creates ahead of today.
 TELEMETRY_PARTITIONS_AHEAD_DAYS = env_int("TELEMETRY_PARTITIONS_AHEAD_DAYS", 7, minimum=0)
+# Readings older than this many days are rejected (default: the retention period); the ingest path
+# never creates a partition before it. `import_telemetry --allow-older` lifts it for backfills.
+TELEMETRY_MAX_AGE_DAYS = env_int("TELEMETRY_MAX_AGE_DAYS", TELEMETRY_RETENTION_DAYS, minimum=1)
+# Most energy one reading may carry (kwhConsumedAc, kwhDeliveredDc), in kWh: a plausibility bound
+# that also keeps every rollup and analytics sum finite.
+TELEMETRY_MAX_KWH_PER_READING = env_float(
+    "TELEMETRY_MAX_KWH_PER_READING", 100.0, minimum=0.001, maximum=1e9
+)
 
 # --- Analytics -----------------------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """Bulk import of readings: files (NDJSON, CSV, gzipped or not) and the fleet simulator.
 
 Every row is validated with the API's rules (the msgspec structs of `telemetry.schemas`, the same
-future-timestamp limit, the same device registration rule) and stored with the API's statements,
+`ReadingLimits`: future skew, maximum age unless `allow_older`, kWh per reading; the same device
+registration rule) and stored with the API's statements,
 so an imported reading is indistinguishable from an ingested one. Bad rows are reported with their
 file and line, never dropped silently.
 
@@ -43,6 +44,7 @@ from telemetry.partitions import forget_known_partitions, partitions_ensure
 from telemetry.schemas import (
     MalformedBody,
     MeterReadingIn,
+    ReadingLimits,
     VehicleReadingIn,
     decode_json,
     readings_parse,
@@ -154,6 +156,7 @@ class ChunkResult:
     stored: int
     duplicates: int
     rejected: int
+    conflicts: int = 0
 
 
 @dataclass(frozen=True)
@@ -164,6 +167,7 @@ class ImportResult:
     rejected: int
     chunks: int
     seconds: float
+    conflicts: int = 0
 
     @property
     def rows_per_second(self) -> float:
@@ -172,8 +176,8 @@ class ImportResult:
     def summary(self) -> str:
         return (
             f"rows read {self.rows_read}, stored {self.stored}, duplicates {self.duplicates}, "
-            f"rejected {self.rejected}, chunks {self.chunks}, {self.seconds:.1f} s, "
-            f"{self.rows_per_second:,.0f} rows/s"
+            f"rejected {self.rejected}, conflicts {self.conflicts}, chunks {self.chunks}, "
+            f"{self.seconds:.1f} s, {self.rows_per_second:,.0f} rows/s"
         )
 
 
@@ -221,18 +225,34 @@ def sources_check(paths: Iterable[Path], requested_format: str | None) -> list[t
 
 
 def file_chunks(
-    path: Path, fmt: str, *, chunk_size: int, max_future: timedelta | None = None
+    path: Path,
+    fmt: str,
+    *,
+    chunk_size: int,
+    max_future: timedelta | None = None,
+    allow_older: bool = False,
 ) -> Iterator[ReadingChunk]:
-    """Parse and validate `path` in chunks of up to `chunk_size` valid readings."""
-    max_future = max_future or timedelta(seconds=settings.TELEMETRY_MAX_FUTURE_SECONDS)
+    """Parse and validate `path` in chunks of up to `chunk_size` valid readings.
+
+    `allow_older` admits readings older than TELEMETRY_MAX_AGE_DAYS (an operator's deliberate
+    historical backfill); every other limit of the API still holds.
+    """
     parse = _ndjson_chunks if fmt == NDJSON else _csv_chunks
     keep_lines = not settings.TELEMETRY_AUTO_REGISTER
+
+    def clock() -> ReadingLimits:
+        return ReadingLimits.of(now=timezone.now(), max_future=max_future, allow_older=allow_older)
+
     with open_binary(path) as stream:
-        yield from parse(stream, str(path), chunk_size, max_future, keep_lines)
+        yield from parse(stream, str(path), chunk_size, clock, keep_lines)
 
 
 def _ndjson_chunks(
-    stream: IO[bytes], source: str, chunk_size: int, max_future: timedelta, keep_lines: bool
+    stream: IO[bytes],
+    source: str,
+    chunk_size: int,
+    clock: Callable[[], ReadingLimits],
+    keep_lines: bool,
 ) -> Iterator[ReadingChunk]:
     """NDJSON: one reading object per line.
 
@@ -242,7 +262,7 @@ def _ndjson_chunks(
     `readings_parse`, the API's own code, which decides and words the error.
     """
     chunk = ReadingChunk(source, keep_lines)
-    now, latest_allowed = _clock(max_future)
+    limits = clock()
     for line_number, line in enumerate(stream, 1):
         if len(line) < 3 and not line.strip():
             continue
@@ -257,7 +277,7 @@ def _ndjson_chunks(
                     reading = _vehicle_decoder.decode(line)
             except (msgspec.ValidationError, msgspec.DecodeError):
                 reading = None
-            if reading is not None and reading.timestamp > latest_allowed:
+            if reading is not None and not limits.admits(reading):
                 reading = None
         if reading is None:
             try:
@@ -267,7 +287,7 @@ def _ndjson_chunks(
                     RejectedLine(source, line_number, _text(line), {_NON_FIELD: [str(error)]})
                 )
                 continue
-            reading, errors = _validate_item(payload, now, max_future)
+            reading, errors = _validate_item(payload, limits)
             if errors:
                 chunk.rejected.append(RejectedLine(source, line_number, _text(line), errors))
                 continue
@@ -275,13 +295,17 @@ def _ndjson_chunks(
         if chunk.reading_count >= chunk_size:
             yield chunk
             chunk = ReadingChunk(source, keep_lines)
-            now, latest_allowed = _clock(max_future)
+            limits = clock()
     if chunk.rows_read:
         yield chunk
 
 
 def _csv_chunks(
-    stream: IO[bytes], source: str, chunk_size: int, max_future: timedelta, keep_lines: bool
+    stream: IO[bytes],
+    source: str,
+    chunk_size: int,
+    clock: Callable[[], ReadingLimits],
+    keep_lines: bool,
 ) -> Iterator[ReadingChunk]:
     """CSV with a header row (see `CSV_HEADER`); numbers are parsed, then the structs validate."""
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline="")
@@ -298,7 +322,7 @@ def _csv_chunks(
         return
     text_columns, number_columns, width = _csv_columns(Path(source), header)
     chunk = ReadingChunk(source, keep_lines)
-    now, latest_allowed = _clock(max_future)
+    limits = clock()
     for cells in reader:
         if not cells:
             continue
@@ -315,8 +339,8 @@ def _csv_chunks(
         reading = None
         if not errors:
             reading = _convert_fast(item)
-            if reading is None or reading.timestamp > latest_allowed:
-                reading, errors = _validate_item(item, now, max_future)
+            if reading is None or not limits.admits(reading):
+                reading, errors = _validate_item(item, limits)
         if errors:
             chunk.rejected.append(RejectedLine(source, line_number, original, errors))
             continue
@@ -324,7 +348,7 @@ def _csv_chunks(
         if chunk.reading_count >= chunk_size:
             yield chunk
             chunk = ReadingChunk(source, keep_lines)
-            now, latest_allowed = _clock(max_future)
+            limits = clock()
     if chunk.rows_read:
         yield chunk
 
@@ -394,10 +418,10 @@ def _convert_fast(item: dict[str, Any]) -> MeterReadingIn | VehicleReadingIn | N
 
 
 def _validate_item(
-    payload: Any, now: datetime, max_future: timedelta
+    payload: Any, limits: ReadingLimits
 ) -> tuple[MeterReadingIn | VehicleReadingIn | None, dict[str, list[str]]]:
     """Validate one reading exactly as the API validates one item of a batch."""
-    parsed = readings_parse([payload], now=now, max_future=max_future)
+    parsed = readings_parse([payload], now=limits.now, limits=limits)
     if parsed.rejected:
         return None, parsed.rejected[0].errors
     readings = parsed.meters or parsed.vehicles
@@ -415,11 +439,6 @@ def _add(chunk: ReadingChunk, reading, line_number: int, original: str | bytes) 
         if chunk.keep_lines:
             chunk.vehicle_lines.append(line_number)
             chunk.vehicle_originals.append(original)
-
-
-def _clock(max_future: timedelta) -> tuple[datetime, datetime]:
-    now = timezone.now()
-    return now, now + max_future
 
 
 def _text(original: str | bytes) -> str:
@@ -446,12 +465,13 @@ def readings_import(
     started = time.perf_counter()
     register = settings.TELEMETRY_AUTO_REGISTER
     known: dict[str, dict[str, int]] = {METER_KIND: {}, "vehicle": {}}
-    totals = {"rows": 0, "stored": 0, "duplicates": 0, "rejected": 0, "chunks": 0}
+    totals = {"rows": 0, "stored": 0, "duplicates": 0, "conflicts": 0, "rejected": 0, "chunks": 0}
 
     def committed(result: ChunkResult) -> None:
         totals["rows"] += result.rows_read
         totals["stored"] += result.stored
         totals["duplicates"] += result.duplicates
+        totals["conflicts"] += result.conflicts
         totals["rejected"] += result.rejected
         totals["chunks"] += 1
         if on_chunk is not None:
@@ -476,6 +496,7 @@ def readings_import(
         rejected=totals["rejected"],
         chunks=totals["chunks"],
         seconds=time.perf_counter() - started,
+        conflicts=totals["conflicts"],
     )
 
 
@@ -616,6 +637,7 @@ def _when_all_parts_done(
                     rows_read=sum(r.rows_read for r in results),
                     stored=sum(r.stored for r in results),
                     duplicates=sum(r.duplicates for r in results),
+                    conflicts=sum(r.conflicts for r in results),
                     rejected=sum(r.rejected for r in results),
                 )
             )
@@ -722,7 +744,11 @@ _STAGING = {
 
 def _staging_source(stream: Stream) -> str:
     table, _ = _STAGING[stream]
-    return f"SELECT device, recorded_at, {', '.join(stream.columns)} FROM {table}"
+    # A freshly filled temporary table is read in the order it was copied: the file's order.
+    return (
+        f"SELECT device, recorded_at, {', '.join(stream.columns)}, row_number() OVER () "
+        f"FROM {table}"
+    )
 
 
 _STAGED_STORE_SQL = {
@@ -735,26 +761,28 @@ def _store_postgres_chunk(work: _PostgresWork) -> ChunkResult:
     """COPY one stream's part of a chunk into a temporary staging table and store it."""
     partitions_ensure(days=work.days)
     try:
-        stored = _copy_and_store(work)
+        stored, conflicts = _copy_and_store(work)
     except IntegrityError as error:
         # Another process dropped a partition this process still believed in: relearn, retry.
         if "no partition of relation" not in str(error):
             raise
         forget_known_partitions()
         partitions_ensure(days=work.days)
-        stored = _copy_and_store(work)
+        stored, conflicts = _copy_and_store(work)
     copied = work.count
     return ChunkResult(
         rows_read=work.rows_read,
         stored=stored,
         duplicates=copied - stored,
         rejected=work.rejected,
+        conflicts=conflicts,
     )
 
 
-def _copy_and_store(work: _PostgresWork) -> int:
+def _copy_and_store(work: _PostgresWork) -> tuple[int, int]:
+    """(rows stored, conflicts) of one stream's part of a chunk."""
     if not work.count:
-        return 0
+        return 0, 0
     received_at = timezone.now()
     table, columns = _STAGING[work.stream]
     with transaction.atomic(durable=True), connection.cursor() as cursor:
@@ -769,7 +797,8 @@ def _copy_and_store(work: _PostgresWork) -> int:
         with cursor.cursor.copy(f"COPY {table} FROM STDIN (FORMAT BINARY)") as copy:
             copy.write(work.copy_data)
         cursor.execute(_STAGED_STORE_SQL[work.stream], [received_at])
-        return cursor.fetchone()[0]
+        stored, _, conflicts = cursor.fetchone()
+        return stored, conflicts
 
 
 @dataclass
@@ -803,7 +832,7 @@ def _encode_generic(chunk: ReadingChunk, rejected: int) -> _GenericWork:
 
 def _store_generic_chunk(work: _GenericWork) -> ChunkResult:
     received_at = timezone.now()
-    stored = duplicates = 0
+    stored = duplicates = conflicts = 0
     with transaction.atomic(durable=True):
         for stream, rows in ((METER_STREAM, work.meter_rows), (VEHICLE_STREAM, work.vehicle_rows)):
             for start in range(0, len(rows), _GENERIC_BATCH):
@@ -814,8 +843,13 @@ def _store_generic_chunk(work: _GenericWork) -> ChunkResult:
                 )
                 stored += counts.accepted
                 duplicates += counts.duplicates
+                conflicts += counts.conflicts
     return ChunkResult(
-        rows_read=work.rows_read, stored=stored, duplicates=duplicates, rejected=work.rejected
+        rows_read=work.rows_read,
+        stored=stored,
+        duplicates=duplicates,
+        rejected=work.rejected,
+        conflicts=conflicts,
     )
 
 

@@ -22,12 +22,19 @@ READINGS = Counter(
 _ACCEPTED = READINGS.labels(outcome="accepted")
 _DUPLICATE = READINGS.labels(outcome="duplicate")
 _REJECTED = READINGS.labels(outcome="rejected")
+# A subset of the duplicates, so a counter of its own: the outcomes above still add up to the
+# readings received.
+CONFLICTS = Counter(
+    "telemetry_reading_conflicts_total",
+    "Duplicate readings whose values differed from the reading already stored (kept as stored).",
+)
 
 
-def record_ingest(accepted: int, duplicates: int, rejected: int) -> None:
+def record_ingest(accepted: int, duplicates: int, rejected: int, *, conflicts: int = 0) -> None:
     _ACCEPTED.inc(accepted)
     _DUPLICATE.inc(duplicates)
     _REJECTED.inc(rejected)
+    CONFLICTS.inc(conflicts)
 
 
 def exposition() -> tuple[bytes, str]:

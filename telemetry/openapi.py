@@ -1,6 +1,7 @@
 """OpenAPI pieces of the ingest routes: request schemas from the msgspec structs, examples."""
 
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
 
 from telemetry.schemas import reading_json_schemas
 from telemetry.serializers import IngestResultSerializer
@@ -70,64 +71,114 @@ def request_examples(*, kind: str | None, batch_only: bool) -> list[OpenApiExamp
     return examples
 
 
-def _result(description: str, example: dict) -> OpenApiResponse:
+def _result(description: str, *examples: tuple[str, dict]) -> OpenApiResponse:
     return OpenApiResponse(
         IngestResultSerializer,
         description=description,
-        examples=[OpenApiExample(description, value=example, response_only=True)],
+        examples=[
+            OpenApiExample(name, value=_shape(example), response_only=True)
+            for name, example in examples
+        ],
     )
+
+
+def _shape(example: dict) -> dict:
+    return {"accepted": 0, "duplicates": 0, "conflicts": 0, "rejected": []} | example
+
+
+def _refused(detail: str) -> dict:
+    return {"detail": detail}
 
 
 _BAD_ITEM = {"index": 1, "errors": {"voltage": ["Expected `float`, got `str`"]}}
 INGEST_RESPONSES = {
     201: _result(
-        "Stored: every new reading of the request.",
-        {"accepted": 2, "duplicates": 0, "rejected": []},
+        "Stored: every new reading of the request (duplicates, if any, counted).",
+        ("Stored", {"accepted": 2}),
+        ("Stored, with a conflicting replay", {"accepted": 1, "duplicates": 1, "conflicts": 1}),
     ),
     200: _result(
-        "Nothing new: every reading was already stored (a retry).",
-        {"accepted": 0, "duplicates": 1, "rejected": []},
+        "Nothing new: every reading was already stored (a retry). `conflicts` counts the "
+        "duplicates whose values differ from the stored reading, which is kept as it is.",
+        ("A retry", {"duplicates": 1}),
+        ("A replay with other values", {"duplicates": 1, "conflicts": 1}),
     ),
     207: _result(
-        "Partly stored: the valid readings; each invalid one listed by index.",
-        {"accepted": 1, "duplicates": 0, "rejected": [_BAD_ITEM]},
+        "Partly stored: the valid readings; each invalid one listed by index with every error.",
+        ("Partly stored", {"accepted": 1, "rejected": [_BAD_ITEM]}),
     ),
     400: _result(
-        "Nothing stored: malformed JSON, an empty batch, or no valid reading.",
-        {
-            "accepted": 0,
-            "duplicates": 0,
-            "rejected": [
-                {
-                    "index": 0,
-                    "errors": {"timestamp": ["Expected `datetime` with a timezone component"]},
-                }
-            ],
-        },
+        "Nothing stored: no valid reading (every error of each item, by field), or a body that "
+        "is not JSON (invalid UTF-8, nested too deeply, NaN...), or an empty batch.",
+        (
+            "No valid reading",
+            {
+                "rejected": [
+                    {
+                        "index": 0,
+                        "errors": {
+                            "kwhConsumedAc": [
+                                "Over 100 kWh, the most one reading may carry "
+                                "(TELEMETRY_MAX_KWH_PER_READING): an interval's energy, "
+                                "not a meter register?"
+                            ],
+                            "timestamp": [
+                                "Older than 400 days (TELEMETRY_MAX_AGE_DAYS, server time "
+                                "2026-02-10T11:00:00+00:00); an operator backfills older data "
+                                "with `import_telemetry --allow-older`."
+                            ],
+                            "meterId": [
+                                "Invalid device id: 1-64 characters of A-Z a-z 0-9 _ - . : "
+                                "(the whole string)."
+                            ],
+                        },
+                    }
+                ]
+            },
+        ),
+        (
+            "Malformed body",
+            _refused("The body is not valid JSON: it is not UTF-8 (byte 14)."),
+        ),
+        ("Empty batch", _refused("The batch is empty.")),
     ),
     401: _result(
         "Nothing stored: no key, or an unknown, revoked or expired key.",
-        {"accepted": 0, "duplicates": 0, "rejected": [], "detail": "Unknown or revoked API key."},
+        ("No valid key", _refused("Unknown or revoked API key.")),
     ),
     403: _result(
         "Nothing stored: the key is scoped to another device.",
-        {
-            "accepted": 0,
-            "duplicates": 0,
-            "rejected": [],
-            "detail": (
+        (
+            "Another device",
+            _refused(
                 "This key may only write readings of device 'V-1'; "
                 "the request also carries V-2. Nothing was stored."
             ),
-        },
+        ),
     ),
     413: _result(
-        "Nothing stored: more than TELEMETRY_MAX_BATCH readings, or a body over the size limit.",
-        {
-            "accepted": 0,
-            "duplicates": 0,
-            "rejected": [],
-            "detail": "A batch holds at most 5000 readings; this one has 6000.",
-        },
+        "Nothing stored: more than TELEMETRY_MAX_BATCH readings, or a body over "
+        "TELEMETRY_MAX_BODY_BYTES (also when sent chunked). The rest of an over-limit body is "
+        "read and discarded (up to 64 MiB) so a client that writes it whole can read this answer.",
+        ("Too many readings", _refused("A batch holds at most 5000 readings; this one has 6000.")),
+        ("Body too large", _refused("The body is over 4194304 bytes; send smaller batches.")),
+    ),
+    429: _result(
+        "Nothing stored: the key is over its rate limit (TELEMETRY_RATE_LIMIT). Retry after the "
+        "number of seconds in `Retry-After`.",
+        ("Rate limited", _refused("Request was throttled. Expected available in 3 seconds.")),
+    ),
+    503: _result(
+        "Nothing stored: the database is unavailable. Retry after the number of seconds in "
+        "`Retry-After`; the request is safe to repeat (a replay is counted as duplicates).",
+        ("Database unavailable", _refused("The database is unavailable; retry shortly.")),
     ),
 }
+
+RETRY_AFTER = OpenApiParameter(
+    "Retry-After",
+    OpenApiTypes.INT,
+    location=OpenApiParameter.HEADER,
+    response=[429, 503],
+    description="Seconds to wait before retrying.",
+)

@@ -8,14 +8,23 @@ below are also the source of the OpenAPI schema of the ingest routes (see `readi
 import re
 import sys
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import msgspec
-
-from fleet.models import DEVICE_ID_PATTERN
+from django.conf import settings
 
 MAX_FINITE = sys.float_info.max  # an upper bound that keeps Infinity out of float fields
+
+# The contract's device id, matched in full: msgspec applies a pattern with `re.search`, and
+# Python's `$` also matches before a trailing newline, so the end is `\Z`. The OpenAPI document
+# shows the same pattern with `$`, which in JSON Schema (ECMA 262) means the very end.
+DEVICE_ID_PATTERN = r"^[A-Za-z0-9_.:\-]{1,64}\Z"
+DEVICE_ID_SCHEMA_PATTERN = r"^[A-Za-z0-9_.:\-]{1,64}$"
+DEVICE_ID_RULE = "1-64 characters of A-Z a-z 0-9 _ - . : (the whole string)."
+# The earliest instant any reading may have, even with `allow_older`: its day and hour in UTC exist
+# (an aware datetime of 0001-01-01 with a positive offset has no UTC form in Python).
+EARLIEST_REPRESENTABLE = datetime(1, 1, 2, tzinfo=UTC)
 
 DeviceId = Annotated[str, msgspec.Meta(pattern=DEVICE_ID_PATTERN, examples=["V-1"])]
 EnergyKwh = Annotated[float, msgspec.Meta(ge=0, le=MAX_FINITE)]
@@ -51,14 +60,54 @@ VEHICLE = "vehicle"
 _STRUCTS = {METER: MeterReadingIn, VEHICLE: VehicleReadingIn}
 _ID_FIELDS = {METER: "meterId", VEHICLE: "vehicleId"}
 _NON_FIELD = "nonFieldErrors"
-_AT_FIELD = re.compile(r" - at `\$\.(?P<field>[A-Za-z_]+)[^`]*`$")
-_MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`")
+_AT_PATH = re.compile(r" - at `\$[^`]*`$")
 
 _json_decoder = msgspec.json.Decoder()
 
 
 class MalformedBody(ValueError):
     """The body is not JSON, or not a shape that holds readings."""
+
+
+@dataclass(frozen=True)
+class ReadingLimits:
+    """The time window and energy bound a reading must fall in, fixed once per request."""
+
+    now: datetime
+    earliest: datetime
+    latest: datetime
+    max_kwh: float
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        now: datetime,
+        max_future: timedelta | None = None,
+        max_age: timedelta | None = None,
+        allow_older: bool = False,
+        max_kwh: float | None = None,
+    ) -> "ReadingLimits":
+        """Limits from the settings (TELEMETRY_MAX_FUTURE_SECONDS, TELEMETRY_MAX_AGE_DAYS,
+        TELEMETRY_MAX_KWH_PER_READING) unless given; `allow_older` lifts the age limit."""
+        if max_future is None:
+            max_future = timedelta(seconds=settings.TELEMETRY_MAX_FUTURE_SECONDS)
+        if max_age is None:
+            max_age = timedelta(days=settings.TELEMETRY_MAX_AGE_DAYS)
+        earliest = EARLIEST_REPRESENTABLE if allow_older else now - max_age
+        return cls(
+            now=now,
+            earliest=earliest,
+            latest=now + max_future,
+            max_kwh=settings.TELEMETRY_MAX_KWH_PER_READING if max_kwh is None else max_kwh,
+        )
+
+    def admits(self, reading: "MeterReadingIn | VehicleReadingIn") -> bool:
+        """The fast check of a converted reading: inside the window and the energy bound."""
+        kwh = (
+            reading.kwh_consumed_ac if type(reading) is MeterReadingIn else reading.kwh_delivered_dc
+        )
+        return self.earliest <= reading.timestamp <= self.latest and kwh <= self.max_kwh
 
 
 @dataclass(frozen=True)
@@ -85,25 +134,34 @@ class ParsedReadings:
 
 
 def decode_json(body: bytes) -> Any:
-    """Strict JSON: NaN, Infinity and out-of-range numbers are malformed, not numbers."""
+    """Strict JSON: NaN, Infinity and out-of-range numbers are malformed, not numbers; so are
+    bytes that are not UTF-8 inside a string and nesting deeper than the decoder's stack."""
     try:
         return _json_decoder.decode(body)
     except (msgspec.DecodeError, msgspec.ValidationError) as error:
         raise MalformedBody(f"The body is not valid JSON: {error}") from None
+    except UnicodeDecodeError as error:
+        raise MalformedBody(
+            f"The body is not valid JSON: it is not UTF-8 (byte {error.start})."
+        ) from None
+    except RecursionError:
+        raise MalformedBody("The body is not valid JSON: it is nested too deeply.") from None
 
 
 def readings_parse(
     payload: Any,
     *,
     now: datetime,
-    max_future: timedelta,
+    max_future: timedelta | None = None,
     kind: str | None = None,
     batch_only: bool = False,
+    limits: ReadingLimits | None = None,
 ) -> ParsedReadings:
     """Validate one reading or a batch (a list, or {"readings": [...]}) item by item.
 
-    `kind` restricts the items to meters or vehicles (the typed routes). Raises `MalformedBody`
-    when the payload holds no readings at all; per-item problems become `Rejection`s.
+    `kind` restricts the items to meters or vehicles (the typed routes). `limits` defaults to the
+    settings' (see `ReadingLimits.of`). Raises `MalformedBody` when the payload holds no readings
+    at all; per-item problems become `Rejection`s listing every field error of the item.
     """
     if isinstance(payload, list):
         items, is_batch = payload, True
@@ -118,44 +176,112 @@ def readings_parse(
             'Expected a reading object, an array of readings or {"readings": [...]}.'
         )
 
+    limits = limits or ReadingLimits.of(now=now, max_future=max_future)
     parsed = ParsedReadings(is_batch=is_batch)
-    latest_allowed = now + max_future
+    meters, vehicles = parsed.meters, parsed.vehicles
+    convert, admits = msgspec.convert, limits.admits
     for index, item in enumerate(items):
-        item_kind, errors = _kind_of(item, kind)
-        if errors:
-            parsed.rejected.append(Rejection(index, errors))
-            continue
-        try:
-            reading = msgspec.convert(item, _STRUCTS[item_kind])
-        except msgspec.ValidationError as error:
-            parsed.rejected.append(Rejection(index, _field_errors(str(error))))
-            continue
-        if reading.timestamp > latest_allowed:
-            parsed.rejected.append(
-                Rejection(
-                    index,
-                    {
-                        "timestamp": [
-                            f"More than {int(max_future.total_seconds())} s in the future "
-                            f"(server time {now.isoformat()})."
-                        ]
-                    },
-                )
-            )
-            continue
-        if item_kind == METER:
-            parsed.meters.append((index, reading))
+        # Fast path: one conversion and one range check; anything wrong goes to `item_errors`.
+        struct = _fast_struct(item, kind)
+        reading = None
+        if struct is not None:
+            try:
+                reading = convert(item, struct)
+            except msgspec.ValidationError:
+                reading = None
+        if reading is None or not admits(reading):
+            parsed.rejected.append(Rejection(index, item_errors(item, kind=kind, limits=limits)))
+        elif struct is MeterReadingIn:
+            meters.append((index, reading))
         else:
-            parsed.vehicles.append((index, reading))
+            vehicles.append((index, reading))
     return parsed
 
 
+def _fast_struct(item: Any, expected: str | None) -> type | None:
+    """The struct of an unambiguous item of the route's kind; None when it needs a closer look."""
+    if type(item) is not dict:
+        return None
+    has_meter, has_vehicle = "meterId" in item, "vehicleId" in item
+    if has_meter == has_vehicle:
+        return None
+    shape = METER if has_meter else VEHICLE
+    if expected is not None and shape != expected:
+        return None
+    declared = item.get("type")
+    if declared is not None and declared != shape:
+        return None
+    return _STRUCTS[shape]
+
+
+def item_errors(item: Any, *, kind: str | None, limits: ReadingLimits) -> dict[str, list[str]]:
+    """Every error of one item, by wire field name (the slow path: rejected items only)."""
+    shape, errors = _kind_of(item, kind)
+    if not shape:
+        return errors
+    for info in msgspec.structs.fields(_STRUCTS[shape]):
+        name = info.encode_name
+        if name == "type":
+            continue
+        if name not in item:
+            if info.required:
+                errors[name] = ["This field is required."]
+            continue
+        try:
+            value = msgspec.convert(item[name], info.type)
+        except msgspec.ValidationError as error:
+            message = str(error)
+            if name in _ID_FIELDS.values() and isinstance(item[name], str):
+                message = f"Invalid device id: {DEVICE_ID_RULE}"
+            errors[name] = [_AT_PATH.sub("", message)]
+            continue
+        problem = _limit_problem(name, value, limits)
+        if problem:
+            errors[name] = [problem]
+    if not errors:  # cannot happen unless the fast path and this one disagree: say so, safely
+        errors[_NON_FIELD] = ["The reading is invalid."]
+    return errors
+
+
+def _limit_problem(name: str, value: Any, limits: ReadingLimits) -> str:
+    if name in ("kwhConsumedAc", "kwhDeliveredDc") and value > limits.max_kwh:
+        return (
+            f"Over {limits.max_kwh:g} kWh, the most one reading may carry "
+            "(TELEMETRY_MAX_KWH_PER_READING): an interval's energy, not a meter register?"
+        )
+    if name != "timestamp":
+        return ""
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        return "Out of range: this timestamp has no UTC form (years 1 to 9999)."
+    if value > limits.latest:
+        seconds = int((limits.latest - limits.now).total_seconds())
+        return f"More than {seconds} s in the future (server time {limits.now.isoformat()})."
+    if value < limits.earliest:
+        days = (limits.now - limits.earliest).days
+        return (
+            f"Older than {days} days (TELEMETRY_MAX_AGE_DAYS, server time "
+            f"{limits.now.isoformat()}); an operator backfills older data with "
+            "`import_telemetry --allow-older`."
+        )
+    return ""
+
+
 def _kind_of(item: Any, expected: str | None) -> tuple[str, dict[str, list[str]]]:
+    """The shape of an item (meter or vehicle) and what is wrong with it as a whole.
+
+    A known shape with an error (a `type` that disagrees) is returned with the error, so the
+    fields are still checked and reported too.
+    """
     if not isinstance(item, dict):
         return "", {_NON_FIELD: ["Expected a JSON object."]}
     declared = item.get("type")
-    if declared is not None and declared not in _STRUCTS:
-        return "", {"type": ['Must be "meter" or "vehicle".']}
+    if declared is not None and (not isinstance(declared, str) or declared not in _STRUCTS):
+        declared_error = {"type": ['Must be "meter" or "vehicle".']}
+        declared = None
+    else:
+        declared_error = {}
     has_meter, has_vehicle = "meterId" in item, "vehicleId" in item
     if has_meter and has_vehicle:
         return "", {_NON_FIELD: ["A reading carries meterId or vehicleId, not both."]}
@@ -163,25 +289,18 @@ def _kind_of(item: Any, expected: str | None) -> tuple[str, dict[str, list[str]]
     if shape is None:
         wanted = declared or expected
         if wanted:
-            return "", {_ID_FIELDS[wanted]: ["This field is required."]}
-        return "", {_NON_FIELD: ["A reading needs meterId (meter) or vehicleId (vehicle)."]}
-    if declared is not None and declared != shape:
-        return "", {"type": [f'"{declared}" does not match a {shape} reading.']}
+            return "", {**declared_error, _ID_FIELDS[wanted]: ["This field is required."]}
+        return "", {
+            **declared_error,
+            _NON_FIELD: ["A reading needs meterId (meter) or vehicleId (vehicle)."],
+        }
     if expected is not None and shape != expected:
         return "", {
             _NON_FIELD: [f"This route takes {expected} readings; this is a {shape} reading."]
         }
-    return shape, {}
-
-
-def _field_errors(message: str) -> dict[str, list[str]]:
-    missing = _MISSING.match(message)
-    if missing:
-        return {missing["field"]: ["This field is required."]}
-    at = _AT_FIELD.search(message)
-    if at:
-        return {at["field"]: [message[: at.start()]]}
-    return {_NON_FIELD: [message]}
+    if declared is not None and declared != shape:
+        return shape, {"type": [f'"{declared}" does not match a {shape} reading.']}
+    return shape, declared_error
 
 
 def reading_json_schemas() -> dict[str, dict]:
@@ -189,4 +308,6 @@ def reading_json_schemas() -> dict[str, dict]:
     _, components = msgspec.json.schema_components(
         [MeterReadingIn, VehicleReadingIn], ref_template="#/components/schemas/{name}"
     )
+    for name, id_field in (("MeterReadingIn", "meterId"), ("VehicleReadingIn", "vehicleId")):
+        components[name]["properties"][id_field]["pattern"] = DEVICE_ID_SCHEMA_PATTERN
     return components

@@ -14,7 +14,15 @@ class IngestResultSerializer(serializers.Serializer):
     duplicates = serializers.IntegerField(
         help_text="Valid readings already stored (same device and timestamp): not stored again."
     )
-    rejected = IngestRejectionSerializer(many=True)
+    conflicts = serializers.IntegerField(
+        help_text=(
+            "Of the duplicates, those whose values differ from the reading stored under that "
+            "device and timestamp (or from the first of this request): the stored one is kept."
+        )
+    )
+    rejected = IngestRejectionSerializer(
+        many=True, help_text="Each invalid reading by index, with every error of it by field."
+    )
     detail = serializers.CharField(
         required=False, help_text="Why the whole request was refused, when it was."
     )

@@ -4,7 +4,9 @@ One request is one transaction. Per stream (meters, then vehicles) the history i
 readings were new (`INSERT … ON CONFLICT DO NOTHING RETURNING`); only those move the live row
 (forward only: `ON CONFLICT … DO UPDATE … WHERE stored.recorded_at < excluded.recorded_at`, which
 `bulk_create(update_conflicts=True)` cannot say, Django ticket #34277) and add to the hourly
-rollups. A replay therefore changes nothing and never double-counts.
+rollups. A replay therefore changes nothing and never double-counts. A replayed reading whose
+values differ from the stored one is a conflict: the stored one stays, the conflict is counted
+(response, log line, metrics).
 
 Lock order: every statement touches its rows sorted by (device, time), meters before vehicles, so
 concurrent requests for the same devices wait for each other instead of deadlocking.
@@ -42,12 +44,15 @@ class IngestResult:
     accepted: int
     duplicates: int
     rejected: tuple[Rejection, ...]
+    conflicts: int = 0
 
 
 @dataclass(frozen=True)
 class StoreCounts:
     accepted: int
     duplicates: int
+    # Duplicates whose values differ from the reading stored under their (device, timestamp)
+    conflicts: int = 0
 
 
 @dataclass(frozen=True)
@@ -125,6 +130,8 @@ def readings_ingest(
     if parsed.meters or parsed.vehicles:
         days = {r.timestamp.astimezone(UTC).date() for _, r in parsed.meters}
         days |= {r.timestamp.astimezone(UTC).date() for _, r in parsed.vehicles}
+        # `readings_parse` admits only timestamps in [now - TELEMETRY_MAX_AGE_DAYS, now + skew],
+        # so no request can create partitions outside that window.
         partitions_ensure(days=days)
         try:
             counts = _store_request(parsed, rejected, received_at)
@@ -141,13 +148,17 @@ def readings_ingest(
         accepted=counts.accepted,
         duplicates=counts.duplicates,
         rejected=tuple(sorted(rejected, key=lambda rejection: rejection.index)),
+        conflicts=counts.conflicts,
     )
-    metrics.record_ingest(result.accepted, result.duplicates, len(result.rejected))
+    metrics.record_ingest(
+        result.accepted, result.duplicates, len(result.rejected), conflicts=result.conflicts
+    )
     logger.info(
-        "ingest key=%s accepted=%d duplicates=%d rejected=%d ms=%.1f",
+        "ingest key=%s accepted=%d duplicates=%d conflicts=%d rejected=%d ms=%.1f",
         api_key.name if api_key else "-",
         result.accepted,
         result.duplicates,
+        result.conflicts,
         len(result.rejected),
         (time.perf_counter() - started) * 1000,
     )
@@ -176,15 +187,16 @@ def _store_request(
             (METER_STREAM, meter_items) if meter_items else (VEHICLE_STREAM, vehicle_items)
         )
         with _statement_transaction():
-            accepted, complete = _store_postgres_by_external_id(stream, items, received_at)
-        if complete:
-            return StoreCounts(accepted, len(items) - accepted)
+            counts = _store_postgres_by_external_id(stream, items, received_at)
+        if counts is not None:
+            return counts
     with transaction.atomic(durable=True):
         meters = _store_items(METER_STREAM, meter_items, rejected, received_at)
         vehicles = _store_items(VEHICLE_STREAM, vehicle_items, rejected, received_at)
     return StoreCounts(
         accepted=meters.accepted + vehicles.accepted,
         duplicates=meters.duplicates + vehicles.duplicates,
+        conflicts=meters.conflicts + vehicles.conflicts,
     )
 
 
@@ -209,9 +221,9 @@ def _store_items(
     if not items:
         return StoreCounts(0, 0)
     if connection.vendor == "postgresql":
-        accepted, complete = _store_postgres_by_external_id(stream, items, received_at)
-        if complete:
-            return StoreCounts(accepted, len(items) - accepted)
+        counts = _store_postgres_by_external_id(stream, items, received_at)
+        if counts is not None:
+            return counts
     model = stream.registry_model()
     ids = devices_resolve(
         model=model,
@@ -230,8 +242,7 @@ def _store_items(
             rejected.append(Rejection(index, {stream.wire_id: [message]}))
         else:
             rows.append(Row(pk, recorded_at, values))
-    accepted = readings_store(stream=stream, rows=rows, received_at=received_at).accepted
-    return StoreCounts(accepted, len(rows) - accepted)
+    return readings_store(stream=stream, rows=rows, received_at=received_at)
 
 
 def devices_resolve(
@@ -260,20 +271,17 @@ def devices_resolve(
 def readings_store(*, stream: Stream, rows: Sequence[Row], received_at: datetime) -> StoreCounts:
     """Insert history rows, move live rows forward, add the new rows to the hourly rollups.
 
-    Runs inside the caller's transaction. A reading repeated within `rows` counts as a duplicate.
+    Runs inside the caller's transaction. A reading repeated within `rows` counts as a duplicate
+    (and as a conflict when its values differ from the one stored).
     """
-    unique: dict[tuple[int, datetime], Row] = {}
-    for row in rows:
-        unique.setdefault((row.device, row.recorded_at), row)
-    total = len(rows)
-    if not unique:
-        return StoreCounts(0, total)
-    ordered = sorted(unique.values(), key=lambda row: (row.device, row.recorded_at))
+    if not rows:
+        return StoreCounts(0, 0)
+    ordered = sorted(rows, key=lambda row: (row.device, row.recorded_at))
     if connection.vendor == "postgresql":
-        accepted = _store_postgres(stream, ordered, received_at)
+        accepted, conflicts = _store_postgres(stream, ordered, received_at)
     else:
-        accepted = _store_generic(stream, ordered, received_at)
-    return StoreCounts(accepted=accepted, duplicates=total - accepted)
+        accepted, conflicts = _store_generic(stream, ordered, received_at)
+    return StoreCounts(accepted=accepted, duplicates=len(rows) - accepted, conflicts=conflicts)
 
 
 # --- PostgreSQL: one statement per stream --------------------------------------------------------
@@ -290,16 +298,24 @@ def _postgres_sql(stream: Stream) -> str:
         stream,
         "SELECT * FROM unnest(%s::bigint[], %s::timestamptz[], "
         + ", ".join("%s::float8[]" for _ in stream.columns)
-        + ")",
+        + ") WITH ORDINALITY",
     )
 
 
 def postgres_store_sql(stream: Stream, source: str) -> str:
-    """The store statement over `source`: a SELECT of (device, recorded_at, *columns).
+    """The store statement over `source`: a SELECT of (device, recorded_at, *columns, ordinal).
 
-    It returns one row: (rows inserted, rows read from `source`). Its one parameter is
+    It returns one row: (rows inserted, rows read from `source`, conflicts). Its one parameter is
     `received_at`; `source` may add parameters before it. `source` is SQL text
     written in code (an unnest of parameters, a staging table), never built from input.
+    `source` may repeat a (device, recorded_at): the one of lowest ordinal (its position in the
+    request) is stored, the others are duplicates.
+
+    Conflicts: every source row whose values differ from the row stored under its key, which is
+    the row that was there before (the statement's snapshot sees the history table as it was
+    before the insert) or else the first of the source (the one this statement inserted). The
+    counts of `inserted` and `input` gate it (a one-time filter): a request without duplicates
+    does no lookup for it (EXPLAIN ANALYZE: "never executed").
     """
     cols = ", ".join(stream.columns)
     device = stream.device_column
@@ -315,11 +331,17 @@ def postgres_store_sql(stream: Stream, source: str) -> str:
         f"{column} = {stream.hourly}.{column} + EXCLUDED.{column}"
         for column, _ in stream.hourly_sums
     )
+    stored_values = ", ".join(f"h.{column}" for column in stream.columns)
+    first_values = ", ".join(f"first_{column}" for column in stream.columns)
+    first_columns = ", ".join(
+        f"first_value({column}) OVER same_key AS first_{column}" for column in stream.columns
+    )
+    input_values = ", ".join(f"i.{column}" for column in stream.columns)
     return f"""
-        WITH input (device, recorded_at, {cols}) AS ({source}),
+        WITH input (device, recorded_at, {cols}, ordinal) AS ({source}),
         inserted AS (
             INSERT INTO {stream.history} ({device}, recorded_at, {cols})
-            SELECT device, recorded_at, {cols} FROM input ORDER BY device, recorded_at
+            SELECT device, recorded_at, {cols} FROM input ORDER BY device, recorded_at, ordinal
             ON CONFLICT ({device}, recorded_at) DO NOTHING
             RETURNING {device} AS device, recorded_at, {cols}
         ),
@@ -335,8 +357,19 @@ def postgres_store_sql(stream: Stream, source: str) -> str:
             SELECT device, date_trunc('hour', recorded_at, 'UTC'), {hourly_aggregates}
             FROM inserted GROUP BY 1, 2 ORDER BY 1, 2
             ON CONFLICT ({device}, hour) DO UPDATE SET {hourly_updates}
+        ),
+        conflicts AS (
+            SELECT count(*) AS n FROM (
+                SELECT *, {first_columns} FROM input
+                WINDOW same_key AS (PARTITION BY device, recorded_at ORDER BY ordinal)
+            ) i
+            LEFT JOIN {stream.history} h ON h.{device} = i.device AND h.recorded_at = i.recorded_at
+            WHERE (SELECT count(*) FROM inserted) < (SELECT count(*) FROM input)
+            AND CASE WHEN h.{device} IS NULL THEN ROW({first_values}) ELSE ROW({stored_values})
+                END IS DISTINCT FROM ROW({input_values})
         )
-        SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM input)
+        SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM input),
+            (SELECT n FROM conflicts)
     """
 
 
@@ -352,9 +385,9 @@ def _postgres_sql_by_external_id(stream: Stream) -> str:
     return postgres_store_sql(
         stream,
         f"WITH resolved AS ("
-        f"SELECT d.id, i.recorded_at, {values} "
-        f"FROM unnest(%s::text[], %s::timestamptz[], {arrays}) "
-        f"AS i(device_key, recorded_at, {', '.join(stream.columns)}) "
+        f"SELECT d.id, i.recorded_at, {values}, i.ordinal "
+        f"FROM unnest(%s::text[], %s::timestamptz[], {arrays}) WITH ORDINALITY "
+        f"AS i(device_key, recorded_at, {', '.join(stream.columns)}, ordinal) "
         f"JOIN {stream.registry} d ON d.{stream.registry_id} = i.device_key"
         f") SELECT * FROM resolved WHERE (SELECT count(*) FROM resolved) = %s",
     )
@@ -368,63 +401,76 @@ _POSTGRES_SQL_BY_EXTERNAL_ID = {
 
 def _store_postgres_by_external_id(
     stream: Stream, items: list[Item], received_at: datetime
-) -> tuple[int, bool]:
-    """Run the store statement on external ids; return (stored, every device was known).
+) -> StoreCounts | None:
+    """Run the store statement on external ids; None when a device was unknown (nothing stored).
 
-    When a device was unknown nothing was stored.
+    Readings repeated within the request go to the statement as they are: it stores the first and
+    counts the others as duplicates (and conflicts, if their values differ).
     """
-    unique: dict[tuple[str, datetime], Item] = {}
-    for item in items:
-        unique.setdefault((item[1], item[2]), item)
-    values = unique.values()
     params: list = [
-        _array_literal(item[1] for item in values),
-        _array_literal(item[2].isoformat() for item in values),
+        _array_literal([item[1] for item in items]),
+        _array_literal([item[2].isoformat() for item in items]),
     ]
     params += [
-        _array_literal(repr(item[3][i]) for item in values) for i in range(len(stream.columns))
+        _array_literal([repr(item[3][i]) for item in items]) for i in range(len(stream.columns))
     ]
-    params += [len(unique), received_at]
+    params += [len(items), received_at]
     with connection.cursor() as cursor:
         cursor.execute(_POSTGRES_SQL_BY_EXTERNAL_ID[stream], params)
-        inserted, resolved = cursor.fetchone()
-    return inserted, resolved == len(unique)
+        inserted, resolved, conflicts = cursor.fetchone()
+    if resolved != len(items):
+        return None
+    return StoreCounts(inserted, len(items) - inserted, conflicts)
 
 
-def _array_literal(texts) -> str:
+def _array_literal(texts: list[str]) -> str:
     """A PostgreSQL array literal of `texts`, passed as one text parameter and cast in the SQL.
 
     Measured: psycopg's adaptation of Python lists (type detection, per-element dumping) was a
-    fifth of the single-reading path's CPU time; joining strings costs almost nothing. No element
-    needs quoting: device ids match DEVICE_ID_PATTERN, and numbers and ISO timestamps hold no
-    comma, brace, quote, backslash or space.
+    fifth of the single-reading path's CPU time; joining strings costs almost nothing. Every
+    element is double-quoted, so PostgreSQL takes it verbatim (an unquoted element loses the
+    whitespace around it, and NULL would be a null): `'","'.join` quotes them all at C speed,
+    and the rare text that holds a quote or a backslash is escaped element by element.
     """
-    return "{" + ",".join(texts) + "}"
+    if not texts:
+        return "{}"
+    joined = '","'.join(texts)
+    if "\\" in joined or joined.count('"') != 2 * len(texts) - 2:
+        joined = '","'.join(text.replace("\\", "\\\\").replace('"', '\\"') for text in texts)
+    return f'{{"{joined}"}}'
 
 
-def _store_postgres(stream: Stream, rows: list[Row], received_at: datetime) -> int:
+def _store_postgres(stream: Stream, rows: list[Row], received_at: datetime) -> tuple[int, int]:
     params: list = [
-        _array_literal(str(row.device) for row in rows),
-        _array_literal(row.recorded_at.isoformat() for row in rows),
+        _array_literal([str(row.device) for row in rows]),
+        _array_literal([row.recorded_at.isoformat() for row in rows]),
     ]
     params += [
-        _array_literal(repr(row.values[i]) for row in rows) for i in range(len(stream.columns))
+        _array_literal([repr(row.values[i]) for row in rows]) for i in range(len(stream.columns))
     ]
     params.append(received_at)
     with connection.cursor() as cursor:
         cursor.execute(_POSTGRES_SQL[stream], params)
-        return cursor.fetchone()[0]
+        inserted, _, conflicts = cursor.fetchone()
+        return inserted, conflicts
 
 
 # --- Other backends (the embedded SQLite default): the same statements, one at a time ------------
 
 
-def _store_generic(stream: Stream, rows: list[Row], received_at: datetime) -> int:
-    """The PostgreSQL statement split in three: SQLite has no data-modifying CTEs."""
+def _store_generic(stream: Stream, all_rows: list[Row], received_at: datetime) -> tuple[int, int]:
+    """The PostgreSQL statement split in three: SQLite has no data-modifying CTEs.
+
+    Returns (rows inserted, conflicts), like the PostgreSQL statement.
+    """
     ops = connection.ops
     device = stream.device_column
     cols = ", ".join(stream.columns)
     width = 2 + len(stream.columns)
+    unique: dict[tuple[int, datetime], Row] = {}
+    for row in all_rows:
+        unique.setdefault((row.device, row.recorded_at), row)
+    rows = list(unique.values())
     placeholders = ", ".join(["(" + ", ".join(["%s"] * width) + ")"] * len(rows))
     params = []
     for row in rows:
@@ -439,8 +485,11 @@ def _store_generic(stream: Stream, rows: list[Row], received_at: datetime) -> in
             (device_pk, _naive_utc(stored_at)) for device_pk, stored_at in cursor.fetchall()
         }
         inserted = [row for row in rows if (row.device, _naive_utc(row.recorded_at)) in new_keys]
+        conflicts = 0
+        if len(inserted) < len(all_rows):
+            conflicts = _generic_conflicts(stream, all_rows, inserted, cursor)
         if not inserted:
-            return 0
+            return 0, conflicts
         newest: dict[int, Row] = {}
         for row in inserted:  # sorted by (device, time): the last one per device is the newest
             newest[row.device] = row
@@ -477,7 +526,30 @@ def _store_generic(stream: Stream, rows: list[Row], received_at: datetime) -> in
             f"ON CONFLICT ({device}, hour) DO UPDATE SET {hourly_updates}",
             hourly_params,
         )
-    return len(inserted)
+    return len(inserted), conflicts
+
+
+def _generic_conflicts(stream: Stream, rows: list[Row], inserted: list[Row], cursor) -> int:
+    """How many of `rows` differ from the reading stored under their key: the one inserted now,
+    or the one that was there before (read back: only when there were duplicates)."""
+    reference = {(row.device, _naive_utc(row.recorded_at)): row.values for row in inserted}
+    older = {(row.device, _naive_utc(row.recorded_at)) for row in rows} - reference.keys()
+    if older:
+        ops = connection.ops
+        keys = sorted(older)
+        cursor.execute(
+            f"SELECT {stream.device_column}, recorded_at, {', '.join(stream.columns)} "
+            f"FROM {stream.history} WHERE ({stream.device_column}, recorded_at) IN "
+            f"(VALUES {', '.join(['(%s, %s)'] * len(keys))})",
+            [v for pk, at in keys for v in (pk, ops.adapt_datetimefield_value(at))],
+        )
+        for device_pk, stored_at, *values in cursor.fetchall():
+            reference[(device_pk, _naive_utc(stored_at))] = tuple(values)
+    return sum(
+        1
+        for row in rows
+        if reference.get((row.device, _naive_utc(row.recorded_at)), row.values) != row.values
+    )
 
 
 def _naive_utc(value: datetime) -> datetime:

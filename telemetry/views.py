@@ -1,5 +1,3 @@
-from datetime import timedelta
-
 from django.conf import settings
 from django.db import DatabaseError, connection
 from django.http import HttpResponse
@@ -7,15 +5,22 @@ from django.shortcuts import render
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.exceptions import ParseError, PermissionDenied
+from rest_framework.exceptions import ParseError, PermissionDenied, UnsupportedMediaType
 from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from telemetry import metrics
 from telemetry.authentication import DeviceKeyAuthentication, HasDeviceKey
-from telemetry.openapi import INGEST_RESPONSES, request_examples, request_schema
-from telemetry.parsers import RequestTooLarge, StrictJSONParser
+from telemetry.openapi import INGEST_RESPONSES, RETRY_AFTER, request_examples, request_schema
+from telemetry.parsers import (
+    RequestTooLarge,
+    StrictJSONParser,
+    chunked_body,
+    drain_unread,
+    is_chunked,
+    json_body,
+)
 from telemetry.schemas import MalformedBody, ParsedReadings, readings_parse
 from telemetry.services import DeviceScopeError, IngestResult, readings_ingest
 
@@ -30,13 +35,18 @@ class IngestView(APIView):
     batch_only = False
 
     def post(self, request):
-        if not request.META.get("CONTENT_LENGTH", "0").strip("0"):
+        if is_chunked(request.META):
+            if request.content_type.split(";")[0].strip().lower() != "application/json":
+                raise UnsupportedMediaType(request.content_type)
+            payload = json_body(chunked_body(request.META))
+        elif not request.META.get("CONTENT_LENGTH", "0").strip("0"):
             raise ParseError("The body is empty: send a reading or a batch of readings.")
+        else:
+            payload = request.data
         try:
             parsed = readings_parse(
-                request.data,
+                payload,
                 now=timezone.now(),
-                max_future=timedelta(seconds=settings.TELEMETRY_MAX_FUTURE_SECONDS),
                 kind=self.kind,
                 batch_only=self.batch_only,
             )
@@ -57,10 +67,16 @@ class IngestView(APIView):
 
     def handle_exception(self, exc):
         """Errors keep the ingest response shape: nothing accepted, and why."""
+        drain_unread(getattr(self.request, "_request", self.request))
         response = super().handle_exception(exc)
         detail = response.data.get("detail") if isinstance(response.data, dict) else None
-        response.data = {"accepted": 0, "duplicates": 0, "rejected": [], "detail": str(detail)}
+        response.data = refusal_body(str(detail))
         return response
+
+
+def refusal_body(detail: str) -> dict:
+    """The ingest response of a request refused as a whole: nothing stored, and why."""
+    return {"accepted": 0, "duplicates": 0, "conflicts": 0, "rejected": [], "detail": detail}
 
 
 def _body_of(result: IngestResult) -> dict:
@@ -68,6 +84,7 @@ def _body_of(result: IngestResult) -> dict:
     return {
         "accepted": result.accepted,
         "duplicates": result.duplicates,
+        "conflicts": result.conflicts,
         "rejected": [{"index": r.index, "errors": r.errors} for r in result.rejected],
     }
 
@@ -95,6 +112,7 @@ def ingest_view(*, kind: str | None, batch_only: bool, summary: str, operation_i
         request=request_schema(kind=kind, batch_only=batch_only),
         examples=request_examples(kind=kind, batch_only=batch_only),
         responses=INGEST_RESPONSES,
+        parameters=[RETRY_AFTER],
     )(post)
     view_class = type(
         f"IngestView_{operation_id}",

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.utils import timezone
 
-from telemetry.schemas import ParsedReadings, readings_parse
+from telemetry.schemas import ParsedReadings, ReadingLimits, readings_parse
 from telemetry.services import IngestResult, readings_ingest
 
 T0 = datetime(2026, 2, 10, 10, 0, tzinfo=UTC)
@@ -43,9 +43,13 @@ def every_minute(start: datetime, count: int) -> list[datetime]:
 
 
 def ingest(payloads: list[dict] | dict, *, now: datetime | None = None) -> IngestResult:
-    """Store readings through the ingest service exactly as the API would (no key scope)."""
-    parsed: ParsedReadings = readings_parse(
-        payloads, now=now or timezone.now(), max_future=timedelta(minutes=5)
-    )
+    """Store readings through the ingest service exactly as the API would (no key scope).
+
+    Without the age limit (as `import_telemetry --allow-older`): the fixtures' fixed days (T0)
+    must stay storable however far the real clock has moved on.
+    """
+    now = now or timezone.now()
+    limits = ReadingLimits.of(now=now, max_future=timedelta(minutes=5), allow_older=True)
+    parsed: ParsedReadings = readings_parse(payloads, now=now, limits=limits)
     assert not parsed.rejected, parsed.rejected
     return readings_ingest(parsed=parsed, api_key=None)

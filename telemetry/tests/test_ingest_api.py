@@ -48,7 +48,7 @@ class TestOneReading:
         response = device_client.post("/v1/ingest", meter_payload(kwh=1.25), format="json")
 
         assert response.status_code == 201
-        assert response.json() == {"accepted": 1, "duplicates": 0, "rejected": []}
+        assert response.json() == {"accepted": 1, "duplicates": 0, "conflicts": 0, "rejected": []}
         reading = MeterReading.objects.select_related("device").get()
         assert (reading.device.meter_id, reading.recorded_at, reading.energy_kwh) == (
             "M-1",
@@ -79,7 +79,7 @@ class TestOneReading:
         response = device_client.post("/v1/ingest", meter_payload(kwh=2.0), format="json")
 
         assert response.status_code == 200
-        assert response.json() == {"accepted": 0, "duplicates": 1, "rejected": []}
+        assert response.json() == {"accepted": 0, "duplicates": 1, "conflicts": 0, "rejected": []}
         assert MeterReading.objects.count() == 1
         assert list(MeterHourly.objects.values_list("energy_kwh", "reading_count")) == [(2.0, 1)]
 
@@ -100,6 +100,7 @@ class TestOneReading:
         assert response.json() == {
             "accepted": 0,
             "duplicates": 0,
+            "conflicts": 0,
             "rejected": [{"index": 0, "errors": {"voltage": ["Expected `float` <= 2000.0"]}}],
         }
         assert stored_counts() == NOTHING
@@ -219,7 +220,7 @@ class TestBatches:
         response = device_client.post("/v1/ingest", payloads, format="json")
 
         assert response.status_code == 201
-        assert response.json() == {"accepted": 4, "duplicates": 0, "rejected": []}
+        assert response.json() == {"accepted": 4, "duplicates": 0, "conflicts": 0, "rejected": []}
         assert stored_counts() == {
             "meter_history": 3,
             "vehicle_history": 1,
@@ -250,9 +251,18 @@ class TestBatches:
         assert response.json() == {
             "accepted": 2,
             "duplicates": 0,
+            "conflicts": 0,
             "rejected": [
                 {"index": 1, "errors": {"voltage": ["Expected `float`, got `str`"]}},
-                {"index": 3, "errors": {"soc": ["This field is required."]}},
+                {
+                    "index": 3,
+                    "errors": {
+                        "soc": ["This field is required."],
+                        "kwhDeliveredDc": ["This field is required."],
+                        "batteryTemp": ["This field is required."],
+                        "timestamp": ["This field is required."],
+                    },
+                },
                 {"index": 4, "errors": {"nonFieldErrors": ["Expected a JSON object."]}},
             ],
         }
@@ -275,6 +285,7 @@ class TestBatches:
         assert response.json() == {
             "accepted": 0,
             "duplicates": 0,
+            "conflicts": 0,
             "rejected": [],
             "detail": "The batch is empty.",
         }
@@ -305,7 +316,7 @@ class TestBatches:
         response = device_client.post("/v1/ingest", payloads, format="json")
 
         assert response.status_code == 201
-        assert response.json() == {"accepted": 1, "duplicates": 2, "rejected": []}
+        assert response.json() == {"accepted": 1, "duplicates": 2, "conflicts": 1, "rejected": []}
         assert list(MeterHourly.objects.values_list("energy_kwh", "reading_count")) == [(1.0, 1)]
 
     def test_a_replayed_batch_is_all_duplicates(self, device_client):
@@ -315,7 +326,7 @@ class TestBatches:
         response = device_client.post("/v1/ingest", payloads, format="json")
 
         assert response.status_code == 200
-        assert response.json() == {"accepted": 0, "duplicates": 5, "rejected": []}
+        assert response.json() == {"accepted": 0, "duplicates": 5, "conflicts": 0, "rejected": []}
         assert MeterHourly.objects.get().reading_count == 5
 
     def test_a_batch_of_1000_costs_a_constant_number_of_queries(
@@ -335,7 +346,12 @@ class TestBatches:
         with django_assert_max_num_queries(limit):
             response = device_client.post("/v1/ingest", meters + vehicles, format="json")
 
-        assert response.json() == {"accepted": 900, "duplicates": 100, "rejected": []}
+        assert response.json() == {
+            "accepted": 900,
+            "duplicates": 100,
+            "conflicts": 0,
+            "rejected": [],
+        }
 
 
 class TestTypedRoutes:
@@ -478,6 +494,7 @@ class TestDeviceKeys:
         assert response.json() == {
             "accepted": 0,
             "duplicates": 0,
+            "conflicts": 0,
             "rejected": [],
             "detail": (
                 "This key may only write readings of device 'V-1'; the request also carries "
@@ -630,7 +647,8 @@ def test_the_response_of_every_outcome_is_json_with_the_same_keys(device_client)
     ]
 
     assert [
-        set(json.loads(r.content)) >= {"accepted", "duplicates", "rejected"} for r in bodies
+        set(json.loads(r.content)) >= {"accepted", "duplicates", "conflicts", "rejected"}
+        for r in bodies
     ] == [
         True,
         True,

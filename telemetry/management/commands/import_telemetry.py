@@ -41,13 +41,21 @@ class Command(BaseCommand):
             help="Write each rejected row here as NDJSON {file, line, errors, original}.",
         )
         parser.add_argument(
+            "--allow-older",
+            action="store_true",
+            help=(
+                "Admit readings older than TELEMETRY_MAX_AGE_DAYS: a deliberate historical "
+                "backfill by an operator (it creates the partitions of those days)."
+            ),
+        )
+        parser.add_argument(
             "--chunk-size",
             type=int,
             default=DEFAULT_CHUNK_SIZE,
             help=f"Readings per transaction (default {DEFAULT_CHUNK_SIZE}).",
         )
 
-    def handle(self, *args, paths, format, rejects, chunk_size, **options):
+    def handle(self, *args, paths, format, rejects, chunk_size, allow_older, **options):
         if chunk_size < 1:
             raise CommandError("--chunk-size must be at least 1.")
         try:
@@ -73,7 +81,7 @@ class Command(BaseCommand):
 
         def chunks():
             for path, fmt in sources:
-                yield from file_chunks(path, fmt, chunk_size=chunk_size)
+                yield from file_chunks(path, fmt, chunk_size=chunk_size, allow_older=allow_older)
 
         progress_stream = options.get("stderr") or sys.stderr
         bar = tqdm(
