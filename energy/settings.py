@@ -236,6 +236,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "telemetry.openapi.add_reading_components",
+        "telemetry.openapi.add_retry_after_headers",
     ],
     "APPEND_COMPONENTS": {
         "securitySchemes": {

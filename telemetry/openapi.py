@@ -16,6 +16,25 @@ def add_reading_components(result, generator, request, public):
     return result
 
 
+RETRY_AFTER_HEADER = {
+    "description": "Seconds to wait before retrying (`DATABASE_RETRY_AFTER_SECONDS` for a 503).",
+    "schema": {"type": "integer", "minimum": 1},
+    "example": 5,
+}
+
+
+def add_retry_after_headers(result, generator, request, public):
+    """drf-spectacular postprocessing hook: every documented 429 and 503 carries `Retry-After`."""
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.get("responses", {}) if isinstance(operation, dict) else {}
+            for code in ("429", "503"):
+                if code in responses:
+                    headers = responses[code].setdefault("headers", {})
+                    headers.setdefault("Retry-After", RETRY_AFTER_HEADER)
+    return result
+
+
 def request_schema(*, kind: str | None, batch_only: bool) -> dict:
     one = {METER_REF["$ref"]: METER_REF, VEHICLE_REF["$ref"]: VEHICLE_REF}
     item = (
@@ -131,3 +150,12 @@ INGEST_RESPONSES = {
         },
     ),
 }
+INGEST_RESPONSES[503] = _result(
+    "Nothing stored: the database is unavailable; retry after Retry-After seconds.",
+    {
+        "accepted": 0,
+        "duplicates": 0,
+        "rejected": [],
+        "detail": "The database is unavailable; retry in 5 s.",
+    },
+)
