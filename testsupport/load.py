@@ -91,17 +91,26 @@ def provision(database_url: str, *, vehicles: int = 20) -> Fleet:
 
 
 class ReadingClock:
-    """Hands out timestamps one millisecond apart: no two readings of a run share one."""
+    """Hands out timestamps one millisecond apart: no two readings of this process share one.
 
-    def __init__(self, *, start: datetime | None = None):
-        self.start = start or (datetime.now(UTC) - timedelta(minutes=90)).replace(microsecond=0)
+    One clock per process (`CLOCK`), shared by every `Load`: two loads against one database (a
+    fixture's seed, then a test's load a moment later) never send the same (device, timestamp).
+    """
+
+    def __init__(self) -> None:
+        self._start: datetime | None = None
         self._next = 0
         self._lock = threading.Lock()
 
     def take(self, count: int) -> list[datetime]:
         with self._lock:
+            if self._start is None:
+                self._start = (datetime.now(UTC) - timedelta(minutes=90)).replace(microsecond=0)
             first, self._next = self._next, self._next + count
-        return [self.start + timedelta(milliseconds=first + n) for n in range(count)]
+        return [self._start + timedelta(milliseconds=first + n) for n in range(count)]
+
+
+CLOCK = ReadingClock()
 
 
 # (stream, device external id, recorded_at)
@@ -164,7 +173,7 @@ class Load:
         self.interval = clients / rate if rate else 0.0
         self.timeout = timeout
         self.seed = seed
-        self.clock = ReadingClock()
+        self.clock = CLOCK
         self.outcomes: list[Outcome] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -390,6 +399,7 @@ class Audit:
     acknowledged_missing: int  # acknowledged readings not stored
     failed_stored: int  # readings of failed requests that were stored anyway
     stored_twice: int
+    reported_duplicates: int  # acknowledged readings the service called duplicates: none expected
     rollup_count: int
 
     @property
@@ -398,6 +408,7 @@ class Audit:
             self.acknowledged_missing == 0
             and self.failed_stored == 0
             and self.stored_twice == 0
+            and self.reported_duplicates == 0
             and self.readings_acknowledged == self.readings_stored == self.rollup_count
         )
 
@@ -409,7 +420,7 @@ class Audit:
             f"readings acknowledged {self.readings_acknowledged}, stored {self.readings_stored} "
             f"(counted by the hourly rollups {self.rollup_count}); acknowledged but missing "
             f"{self.acknowledged_missing}, of failed requests but stored {self.failed_stored}, "
-            f"stored twice {self.stored_twice}",
+            f"stored twice {self.stored_twice}, answered as duplicates {self.reported_duplicates}",
         ]
 
 
@@ -443,5 +454,10 @@ def audit(outcomes: list[Outcome], *, database_url: str, before: Baseline) -> Au
         acknowledged_missing=len(set(acknowledged) - stored_set),
         failed_stored=len(set(failed) & stored_set),
         stored_twice=len(stored) - len(stored_set),
+        reported_duplicates=sum(
+            len(o.readings) - o.body.get("accepted", 0)
+            for o in outcomes
+            if o.acknowledged and o.readings and isinstance(o.body, dict)
+        ),
         rollup_count=rollup_reading_count(database_url) - before.rollup_count,
     )
