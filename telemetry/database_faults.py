@@ -5,6 +5,8 @@ accepting connections: psycopg 3 raises `OperationalError` subclasses (`AdminShu
 `CannotConnectNow`, "connection failed", "the connection is closed"), which Django re-raises as
 `django.db.OperationalError`; `InterfaceError` covers a connection Django finds closed. They reach
 us from the view, from a selector, or from the credential lookup of the authentication classes.
+The other `OperationalError`s are transient too (a deadlock, a cancelled statement, SQLite's
+"database is locked"): the same answer, retry later.
 
 Two entry points share one answer:
 
@@ -67,13 +69,15 @@ def _unavailable(request: HttpRequest, error: Exception, response):
     route = match.route if match is not None else request.path
     cause = error.__cause__
     error_class = type(error).__name__ + (f"/{type(cause).__name__}" if cause else "")
+    # One line whatever the message holds (libpq's span lines); a path cannot add one either.
+    reason = " ".join(str(error).split())[:200]
     logger.warning(
-        "database unavailable: %s %s answered 503 error=%s retry_after=%ds",
+        "database unavailable: %s %s answered 503 error=%s retry_after=%ds reason=%s",
         request.method,
-        # As Django's own request log does: a path cannot add a line to the log.
         route.encode("unicode_escape").decode("ascii"),
         error_class,
         settings.DATABASE_RETRY_AFTER_SECONDS,
+        reason.encode("unicode_escape").decode("ascii"),
     )
     response._has_been_logged = True
     return response
