@@ -19,7 +19,6 @@ PostgreSQL: they are the service as a client sees it on this machine, not the se
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -143,13 +142,20 @@ def _wait(load: Load, seconds: int) -> None:
 
 
 def worker_rss(server: Gunicorn) -> list[int]:
-    """Resident memory (MB) of each gunicorn worker of this server."""
-    ps = subprocess.run(
-        ["ps", "--ppid", str(server.process.pid), "-o", "rss="],
-        capture_output=True,
-        text=True,
-    )
-    return sorted(int(line) // 1024 for line in ps.stdout.split())
+    """Resident memory (MB) of each gunicorn worker of this server (children of its master)."""
+    sizes = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) != server.process.pid:  # the parent pid
+                continue
+            status = (stat.parent / "status").read_text()
+        except (OSError, IndexError, ValueError):
+            continue  # the process ended meanwhile
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                sizes.append(int(line.split()[1]) // 1024)
+    return sorted(sizes)
 
 
 if __name__ == "__main__":

@@ -37,9 +37,11 @@ def postgres_bindir() -> Path:
     except (OSError, subprocess.CalledProcessError):
         pass
     candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=_version_key)
-    if not candidates:
-        raise RuntimeError("No initdb found: install PostgreSQL (scripts/test does).")
-    return Path(candidates[-1]).parent
+    if candidates:
+        return Path(candidates[-1]).parent
+    if shutil.which("initdb"):
+        return Path(shutil.which("initdb")).parent
+    raise RuntimeError("No initdb found: install PostgreSQL's server (scripts/test does).")
 
 
 def _version_key(path: str) -> int:
