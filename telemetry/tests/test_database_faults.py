@@ -266,6 +266,7 @@ class TestLoadThroughFaults:
         faults = _inject_faults(service, load)
         time.sleep(6)  # the database is back: the service must be too
         outcomes = load.stop()
+        stopped_at = load.now()
         result = audit(outcomes, database_url=service.url, before=before)
 
         answered = [o for o in outcomes if o.status is not None]
@@ -297,8 +298,12 @@ class TestLoadThroughFaults:
                 assert outcome.body == {"detail": UNAVAILABLE}
         assert result.unavailable > 0, "the faults did not reach a single request"
         assert result.exact, result
-        assert len(recovered) >= 20 and all(o.acknowledged for o in recovered)
-        assert {o.kind for o in recovered} >= {"ingest-single", "ingest-batch", "status"}
+        # Back by itself: at most the one request per server thread whose idle connection broke,
+        # and the last two seconds all 2xx.
+        assert len(recovered) >= 20
+        assert sum(1 for o in recovered if not o.acknowledged) <= WORKERS * THREADS
+        assert all(o.acknowledged for o in outcomes if o.started > stopped_at - 2)
+        assert {o.kind for o in recovered if o.acknowledged} >= set(INGEST_KINDS) | {"status"}
         log_lines = [line for line in service.log_since(offset).splitlines() if LOG_LINE in line]
         assert len(log_lines) == result.unavailable
         assert "Traceback" not in service.log_since(offset)
