@@ -54,7 +54,14 @@ def breakable(tmp_path_factory):
     with ThrowawayPostgres() as pg:
         pg.create_database("energy")
         fleet = provision(pg.url("energy"), vehicles=10)
-        env = {"DATABASE_URL": pg.url("energy"), "DATABASE_RETRY_AFTER_SECONDS": RETRY_AFTER}
+        env = {
+            "DATABASE_URL": pg.url("energy"),
+            "DATABASE_RETRY_AFTER_SECONDS": RETRY_AFTER,
+            # Every request looks its credential up: a key or token remembered by one worker
+            # would let a route answer (a 403, /metrics) without the database, depending on
+            # which tests ran in the last seconds.
+            "API_AUTH_CACHE_SECONDS": "0",
+        }
         with Gunicorn(env, workers=WORKERS, threads=THREADS, log_dir=log_dir) as server:
             service = Breakable(pg=pg, database="energy", fleet=fleet, server=server)
             load = Load(url=server.url, fleet=fleet, mix=Mix({}), clients=1)
