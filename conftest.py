@@ -117,3 +117,19 @@ def served_project(transactional_db, tmp_path):
     yield start
     for server in servers:
         server.stop()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print the figures long tests record (`record_property("figures", …)`), under xdist too."""
+    figures = [
+        (report.nodeid, value)
+        for status in ("passed", "failed")
+        for report in terminalreporter.stats.get(status, [])
+        if report.when == "call"
+        for name, value in report.user_properties
+        if name == "figures"
+    ]
+    if figures:
+        terminalreporter.section("figures")
+        for nodeid, value in figures:
+            terminalreporter.write_line(f"{nodeid}\n{value}")

@@ -111,6 +111,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # A database fault in a page outside DRF (admin, home): 503 + Retry-After, not a 500.
+    "telemetry.database_faults.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "energy.urls"
@@ -159,6 +161,7 @@ LOGGING = {
 _SQLITE_PATH = BASE_DIR / "db" / "energy.sqlite3"
 _DATABASE_URL = env_str("DATABASE_URL") or f"sqlite:///{_SQLITE_PATH}"
 _CONN_MAX_AGE = env_int("DATABASE_CONN_MAX_AGE", 600, minimum=0)
+_CONNECT_TIMEOUT = env_int("DATABASE_CONNECT_TIMEOUT", 5, minimum=1)
 try:
     DATABASES = {"default": dj_database_url.parse(_DATABASE_URL, conn_max_age=_CONN_MAX_AGE)}
 except ValueError as error:
@@ -172,6 +175,9 @@ else:
     # costs the single-reading ingest path about a fifth of its rate. On, a connection broken by a
     # database restart is replaced before use instead of failing one request.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = env_bool("DATABASE_CONN_HEALTH_CHECKS", False)
+    # A database host that accepts no connection (down, unreachable, overloaded) costs a request
+    # this many seconds before its 503, not the operating system's TCP timeout (minutes).
+    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = _CONNECT_TIMEOUT
 
 # Status and analytics reads go through the `analytics.routers.ReadReplicaRouter`; set
 # DATABASE_REPLICA_URL to send them to a streaming replica.
@@ -179,7 +185,11 @@ _REPLICA_URL = env_str("DATABASE_REPLICA_URL")
 if _REPLICA_URL:
     DATABASES["replica"] = dj_database_url.parse(_REPLICA_URL, conn_max_age=_CONN_MAX_AGE)
     DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+    DATABASES["replica"].setdefault("OPTIONS", {})["connect_timeout"] = _CONNECT_TIMEOUT
 DATABASE_ROUTERS = ["analytics.routers.ReadReplicaRouter"]
+
+# Seconds a client is told to wait (`Retry-After`) when the database is unavailable (503).
+DATABASE_RETRY_AFTER_SECONDS = env_int("DATABASE_RETRY_AFTER_SECONDS", 5, minimum=1)
 
 # --- Django REST framework -----------------------------------------------------------------------
 
@@ -197,6 +207,8 @@ REST_FRAMEWORK = {
     "STRICT_JSON": True,
     "COERCE_DECIMAL_TO_STRING": False,
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    # DRF's, plus 503 + Retry-After when the database is unavailable.
+    "EXCEPTION_HANDLER": "telemetry.database_faults.api_exception_handler",
 }
 
 # Seconds a worker remembers an accepted device key or DRF token; a revoked key or deleted token
@@ -224,6 +236,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "telemetry.openapi.add_reading_components",
+        "telemetry.openapi.add_retry_after_headers",
     ],
     "APPEND_COMPONENTS": {
         "securitySchemes": {

@@ -1,7 +1,6 @@
 """OpenAPI pieces of the ingest routes: request schemas from the msgspec structs, examples."""
 
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse
 
 from telemetry.schemas import reading_json_schemas
 from telemetry.serializers import IngestResultSerializer
@@ -14,6 +13,25 @@ def add_reading_components(result, generator, request, public):
     """drf-spectacular postprocessing hook: add the msgspec reading schemas as components."""
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
     schemas.update(reading_json_schemas())
+    return result
+
+
+RETRY_AFTER_HEADER = {
+    "description": "Seconds to wait before retrying (`DATABASE_RETRY_AFTER_SECONDS` for a 503).",
+    "schema": {"type": "integer", "minimum": 1},
+    "example": 5,
+}
+
+
+def add_retry_after_headers(result, generator, request, public):
+    """drf-spectacular postprocessing hook: every documented 429 and 503 carries `Retry-After`."""
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.get("responses", {}) if isinstance(operation, dict) else {}
+            for code in ("429", "503"):
+                if code in responses:
+                    headers = responses[code].setdefault("headers", {})
+                    headers.setdefault("Retry-After", RETRY_AFTER_HEADER)
     return result
 
 
@@ -174,11 +192,3 @@ INGEST_RESPONSES = {
         ("Database unavailable", _refused("The database is unavailable; retry shortly.")),
     ),
 }
-
-RETRY_AFTER = OpenApiParameter(
-    "Retry-After",
-    OpenApiTypes.INT,
-    location=OpenApiParameter.HEADER,
-    response=[429, 503],
-    description="Seconds to wait before retrying.",
-)

@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from telemetry import metrics
 from telemetry.authentication import DeviceKeyAuthentication, HasDeviceKey
-from telemetry.openapi import INGEST_RESPONSES, RETRY_AFTER, request_examples, request_schema
+from telemetry.openapi import INGEST_RESPONSES, request_examples, request_schema
 from telemetry.parsers import (
     RequestTooLarge,
     StrictJSONParser,
@@ -112,7 +112,6 @@ def ingest_view(*, kind: str | None, batch_only: bool, summary: str, operation_i
         request=request_schema(kind=kind, batch_only=batch_only),
         examples=request_examples(kind=kind, batch_only=batch_only),
         responses=INGEST_RESPONSES,
-        parameters=[RETRY_AFTER],
     )(post)
     view_class = type(
         f"IngestView_{operation_id}",
