@@ -7,6 +7,7 @@ with a message naming the variable.
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -254,6 +255,29 @@ TELEMETRY_STALE_AFTER_SECONDS = env_int("TELEMETRY_STALE_AFTER_SECONDS", 300, mi
 TELEMETRY_RETENTION_DAYS = env_int("TELEMETRY_RETENTION_DAYS", 400, minimum=1)
 # Daily partitions `manage_partitions` creates ahead of today.
 TELEMETRY_PARTITIONS_AHEAD_DAYS = env_int("TELEMETRY_PARTITIONS_AHEAD_DAYS", 7, minimum=0)
+
+# --- MQTT ingestion (manage.py ingest_mqtt) -------------------------------------------------------
+
+# The broker the consumer reads from: mqtt://[user:password@]host[:port] (mqtts:// for TLS).
+MQTT_URL = env_str("MQTT_URL", "mqtt://127.0.0.1:1883")
+try:
+    _mqtt_url = urlsplit(MQTT_URL)
+    _mqtt_url.port  # noqa: B018 - raises ValueError on a bad port
+except ValueError:
+    _mqtt_url = None
+if _mqtt_url is None or _mqtt_url.scheme not in ("mqtt", "mqtts") or not _mqtt_url.hostname:
+    raise ImproperlyConfigured(
+        f"MQTT_URL={MQTT_URL!r} is not mqtt://[user:password@]host[:port] (or mqtts://)."
+    )
+# The consumer's client id: stable, so its persistent session (and queued messages) survive a
+# restart; give each consumer instance its own.
+MQTT_CLIENT_ID = env_str("MQTT_CLIENT_ID", "energy-ingest-1")
+# Consumers of one group share the subscription ($share/<group>/...); empty: no sharing.
+MQTT_SHARE_GROUP = env_str("MQTT_SHARE_GROUP", "energy-ingest")
+# How long the broker keeps the consumer's session (and queues for it) while it is away.
+MQTT_SESSION_EXPIRY_SECONDS = env_int("MQTT_SESSION_EXPIRY_SECONDS", 86400, minimum=0)
+# Port of the consumer's Prometheus endpoint (0: none).
+MQTT_METRICS_PORT = env_int("MQTT_METRICS_PORT", 0, minimum=0)
 
 # --- Analytics -----------------------------------------------------------------------------------
 

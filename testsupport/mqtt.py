@@ -1,0 +1,230 @@
+"""A private Mosquitto broker, the MQTT consumer as a real process, and a test publisher.
+
+The broker listens on a spare loopback port with a configuration of its own (persistence on, so a
+restart keeps the queued QoS 1 messages of persistent sessions); the Mosquitto on 1883 belongs to
+the machine and is never touched.
+"""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from testsupport.servers import ROOT, free_port
+
+
+def mosquitto_binary() -> str:
+    found = shutil.which("mosquitto") or next(
+        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if Path(p).exists()), None
+    )
+    if not found:
+        raise RuntimeError("mosquitto is not installed (scripts/test installs Debian's mosquitto)")
+    return found
+
+
+def wait_for_port(port: int, *, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nothing listens on port {port} after {timeout} s") from None
+            time.sleep(0.05)
+
+
+class Mosquitto:
+    """A Mosquitto broker of the test's own; `stop()` and `start()` again keep its port and data.
+
+    Without `password_file` anonymous clients may connect; with it, clients authenticate and
+    `acl_file` (if given) applies.
+    """
+
+    def __init__(
+        self, directory: Path, *, password_file: Path | None = None, acl_file: Path | None = None
+    ):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.url = f"mqtt://127.0.0.1:{self.port}"
+        self.log_path = self.directory / "mosquitto.log"
+        self.config_path = self.directory / "mosquitto.conf"
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            "user root" if os.geteuid() == 0 else "",
+            "persistence true",
+            f"persistence_location {self.directory}/",
+            "autosave_interval 5",
+            # As in the documented production config: room for the consumer's batches.
+            "max_inflight_messages 0",
+            "max_queued_messages 0",
+            f"log_dest file {self.log_path}",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+        ]
+        if password_file:
+            lines += ["allow_anonymous false", f"password_file {password_file}"]
+        else:
+            lines.append("allow_anonymous true")
+        if acl_file:
+            lines.append(f"acl_file {acl_file}")
+        self.config_path.write_text("\n".join(line for line in lines if line) + "\n")
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [mosquitto_binary(), "-c", str(self.config_path)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            wait_for_port(self.port)
+        except TimeoutError:
+            self.stop(signal.SIGKILL)
+            raise RuntimeError(f"mosquitto did not start:\n{self.log()}") from None
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        """SIGTERM: Mosquitto saves its persistent state and exits."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(sig)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+class IngestConsumer:
+    """`manage.py ingest_mqtt` as a child process (its log kept for a failing test)."""
+
+    def __init__(self, env: dict[str, str], *, broker: str, log_dir: Path, args: tuple = ()):
+        self.metrics_port = free_port()
+        self.log_path = Path(log_dir) / f"ingest_mqtt-{self.metrics_port}.log"
+        self.command = [sys.executable, "manage.py", "ingest_mqtt", "--broker", broker, *args]
+        self.env = {
+            **os.environ,
+            "SECRET_KEY": os.environ.get("SECRET_KEY", "test-only-secret-key"),
+            "DEBUG": "false",
+            "LOG_LEVEL": "INFO",
+            "MQTT_METRICS_PORT": str(self.metrics_port),
+            **env,
+        }
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the child process owns it
+        self.process = subprocess.Popen(
+            self.command,
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        try:
+            wait_for_port(self.metrics_port, timeout=30)
+        except TimeoutError:
+            self.stop(signal.SIGKILL)
+            raise RuntimeError(f"ingest_mqtt did not start:\n{self.log()}") from None
+
+    def stop(self, sig: int = signal.SIGTERM, *, timeout: float = 30) -> int | None:
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        return self.process.returncode
+
+    def metric(self, name: str, labels: str = "") -> float:
+        """One sample of the consumer's Prometheus endpoint (0 when absent)."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        text = urllib.request.urlopen(url, timeout=5).read().decode()
+        pattern = re.escape(name + (f"{{{labels}}}" if labels else "")) + r" ([0-9.e+-]+)$"
+        found = re.search(pattern, text, re.MULTILINE)
+        return float(found.group(1)) if found else 0.0
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+class Publisher:
+    """A QoS 1 MQTT 5 client on a persistent session: messages published while the broker is away
+    are resent when it is back. `collect(topic)` subscribes and keeps what arrives."""
+
+    def __init__(self, url: str, *, client_id: str, username: str = "", password: str = ""):
+        host_port = url.removeprefix("mqtt://")
+        host, port = host_port.rsplit(":", 1)
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
+        )
+        if username:
+            self.client.username_pw_set(username, password)
+        self.client.max_inflight_messages_set(1000)
+        self.client.max_queued_messages_set(0)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=2)
+        self.received: list[mqtt.MQTTMessage] = []
+        self.connect_results: list[str] = []
+        self._connected = threading.Event()
+        self._subscribed = threading.Event()
+        self.client.on_connect = self._on_connect
+        self.client.on_message = lambda client, userdata, message: self.received.append(message)
+        self.client.on_subscribe = lambda *args: self._subscribed.set()
+        self.acknowledged: set[int] = set()
+        self.client.on_publish = lambda client, userdata, mid, *args: self.acknowledged.add(mid)
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = 300
+        self.client.connect_async(host, int(port), clean_start=False, properties=properties)
+        self.client.loop_start()
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties):
+        self.connect_results.append(str(reason_code))
+        if not reason_code.is_failure:
+            self._connected.set()
+
+    def wait_connected(self, timeout: float = 10) -> bool:
+        return self._connected.wait(timeout)
+
+    def collect(self, topic: str) -> None:
+        self._subscribed.clear()
+        self.client.subscribe(topic, qos=1)
+        if not self._subscribed.wait(10):
+            raise TimeoutError(f"no SUBACK for {topic}")
+
+    def publish(self, topic: str, payload: str | bytes) -> mqtt.MQTTMessageInfo:
+        return self.client.publish(topic, payload, qos=1)
+
+    def wait_published(self, infos: list, *, timeout: float = 60) -> None:
+        """Until the broker has acknowledged each message (also those published while it was
+        away, which paho resends after reconnecting: their `rc` stays "not connected")."""
+        deadline = time.monotonic() + timeout
+        while missing := sum(1 for info in infos if info.mid not in self.acknowledged):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{missing} of {len(infos)} messages not acknowledged")
+            time.sleep(0.02)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
