@@ -48,12 +48,13 @@ def wait_for_port(port: int, *, timeout: float = 10.0) -> None:
 class Mosquitto:
     """A Mosquitto broker of the test's own; `stop()` and `start()` again keep its port and data.
 
-    Without `password_file` anonymous clients may connect; with it, clients authenticate and
-    `acl_file` (if given) applies.
+    By default anonymous clients may connect. `shipped_config` (the project's
+    mosquitto/mosquitto.conf) is used as written, with only its port, paths and log moved here,
+    and the password and ACL files of `auth_dir` (as `mqtt_credentials --out` writes them).
     """
 
     def __init__(
-        self, directory: Path, *, password_file: Path | None = None, acl_file: Path | None = None
+        self, directory: Path, *, shipped_config: Path | None = None, auth_dir: Path | None = None
     ):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -61,27 +62,33 @@ class Mosquitto:
         self.url = f"mqtt://127.0.0.1:{self.port}"
         self.log_path = self.directory / "mosquitto.log"
         self.config_path = self.directory / "mosquitto.conf"
-        lines = [
-            f"listener {self.port} 127.0.0.1",
-            "user root" if os.geteuid() == 0 else "",
-            "persistence true",
-            f"persistence_location {self.directory}/",
-            "autosave_interval 5",
-            # As in the documented production config: room for the consumer's batches.
-            "max_inflight_messages 0",
-            "max_queued_messages 0",
-            f"log_dest file {self.log_path}",
-            "log_type error",
-            "log_type warning",
-            "log_type notice",
-        ]
-        if password_file:
-            lines += ["allow_anonymous false", f"password_file {password_file}"]
+        run_as = ["user root"] if os.geteuid() == 0 else []  # else it drops to user mosquitto
+        if shipped_config is not None:
+            text = (
+                shipped_config.read_text()
+                .replace("listener 1883", f"listener {self.port} 127.0.0.1")
+                .replace("/mosquitto/auth/", f"{auth_dir}/")
+                .replace("/mosquitto/data/", f"{self.directory}/")
+                .replace("log_dest stdout", f"log_dest file {self.log_path}")
+            )
+            self.config_path.write_text(text + "\n".join(run_as) + "\n")
         else:
-            lines.append("allow_anonymous true")
-        if acl_file:
-            lines.append(f"acl_file {acl_file}")
-        self.config_path.write_text("\n".join(line for line in lines if line) + "\n")
+            lines = [
+                f"listener {self.port} 127.0.0.1",
+                *run_as,
+                "allow_anonymous true",
+                "persistence true",
+                f"persistence_location {self.directory}/",
+                "autosave_interval 5",
+                # As in the shipped config: room for the consumer's unacknowledged batches.
+                "max_inflight_messages 0",
+                "max_queued_messages 0",
+                f"log_dest file {self.log_path}",
+                "log_type error",
+                "log_type warning",
+                "log_type notice",
+            ]
+            self.config_path.write_text("\n".join(lines) + "\n")
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:

@@ -17,7 +17,7 @@ from fleet.models import Meter, Vehicle
 from telemetry.models import MeterHourly, MeterReading, VehicleHourly, VehicleReading
 from testsupport.mqtt import IngestConsumer, Mosquitto, Publisher
 from testsupport.proxy import TcpProxy
-from testsupport.servers import database_url
+from testsupport.servers import ROOT, database_url
 
 pytestmark = [pytest.mark.postgresql]
 
@@ -338,10 +338,9 @@ class TestBrokerCredentials:
         passwords = dict(line.split(",") for line in new_file.read_text().splitlines()[1:])
         assert set(passwords) == {"telemetry-consumer", "depot-gw", "M-1", "M-2", "V-1"}
 
+        # The shipped broker configuration, with the generated files.
         broker = Mosquitto(
-            tmp_path / "broker",
-            password_file=out / "mosquitto.passwd",
-            acl_file=out / "mosquitto.acl",
+            tmp_path / "broker", shipped_config=ROOT / "mosquitto" / "mosquitto.conf", auth_dir=out
         )
         broker.start()
         consumer_url = (

@@ -1,10 +1,12 @@
 from pathlib import Path
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from fleet.models import device_id_validator
 from telemetry.broker_auth import broker_credentials_write
+from telemetry.mqtt import broker_parse
 
 
 class Command(BaseCommand):
@@ -13,7 +15,8 @@ class Command(BaseCommand):
         "(username = device id; each may publish only under its own id), the consumer and any "
         "gateways. New passwords are written once to DIR/new-credentials-<time>.csv. Re-run after "
         "registering devices: existing passwords are kept (--rotate replaces them all), deleted "
-        "devices are removed; then reload the broker (SIGHUP)."
+        "devices are removed; then reload the broker (SIGHUP). When MQTT_URL carries the "
+        "consumer's username and password, that password is the consumer's."
     )
 
     def add_arguments(self, parser):
@@ -37,9 +40,15 @@ class Command(BaseCommand):
                 device_id_validator(name)
             except ValidationError as error:
                 raise CommandError(f"{name!r}: {error.messages[0]}") from None
+        broker = broker_parse(settings.MQTT_URL)
+        given = broker.password if broker.username == consumer else None
         try:
             result = broker_credentials_write(
-                out_dir=out, consumer=consumer, gateways=gateway, rotate=rotate
+                out_dir=out,
+                consumer=consumer,
+                gateways=gateway,
+                rotate=rotate,
+                consumer_password=given,
             )
         except ValueError as error:
             raise CommandError(str(error)) from None
