@@ -147,6 +147,7 @@ class ConsumerConfig:
     batch_size: int = 1000  # readings; a message is never split
     flush_seconds: float = 0.2
     session_expiry_seconds: int = 86400
+    end_session: bool = False  # on shutdown, have the broker drop the session (retiring a consumer)
 
     def subscriptions(self) -> list[str]:
         if not self.share_group:
@@ -415,7 +416,11 @@ class MqttConsumer:
             if batch:
                 self._flush(batch)
         finally:
-            self._client.disconnect()
+            properties = None
+            if self.config.end_session:
+                properties = Properties(PacketTypes.DISCONNECT)
+                properties.SessionExpiryInterval = 0
+            self._client.disconnect(properties=properties)
             self._client.loop_stop()
             CONNECTED.set(0)
 

@@ -274,6 +274,26 @@ class TestIngestMqtt:
         assert not Meter.objects.filter(meter_id="M-2").exists()
         assert list(VehicleReading.objects.values_list("device__vehicle_id", flat=True)) == ["V-1"]
 
+    def test_consumers_of_one_group_split_the_stream_and_a_retired_one_leaves_none_behind(
+        self, stack
+    ):
+        first = stack.consumer("--client-id", "ingest-a", "--end-session")
+        second = stack.consumer("--client-id", "ingest-b")
+        wait_subscribed(first)
+        wait_subscribed(second)
+        device = stack.publisher("device")
+        device.wait_published([device.publish(*typed_message(n)) for n in range(40)])
+        wait_until(lambda: stored() == 40, what="40 readings", log=second.log)
+        stored_by = [
+            c.metric("telemetry_mqtt_messages_total", 'outcome="stored"') for c in (first, second)
+        ]
+        assert sum(stored_by) == 40 and min(stored_by) > 0, stored_by
+
+        # Without --end-session the broker would keep queueing half the stream for ingest-a.
+        assert first.stop(signal.SIGTERM) == 0
+        device.wait_published([device.publish(*typed_message(n)) for n in range(40, 60)])
+        wait_until(lambda: stored() == 60, what="all to the remaining consumer", log=second.log)
+
     def test_sigterm_flushes_commits_and_acknowledges_before_exiting(self, stack):
         consumer = stack.consumer("--flush-ms", "60000")  # only a full batch or SIGTERM flushes
         wait_subscribed(consumer)

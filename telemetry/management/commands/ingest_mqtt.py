@@ -45,7 +45,15 @@ class Command(BaseCommand):
             help="Shared-subscription group (default MQTT_SHARE_GROUP; '' for none).",
         )
 
-    def handle(self, *args, broker, topic, batch, flush_ms, client_id, share_group, **options):
+        parser.add_argument(
+            "--end-session",
+            action="store_true",
+            help="On shutdown, end the persistent session (retiring this consumer for good).",
+        )
+
+    def handle(
+        self, *args, broker, topic, batch, flush_ms, client_id, share_group, end_session, **options
+    ):
         try:
             address = broker_parse(broker or settings.MQTT_URL)
         except ValueError as error:
@@ -62,6 +70,7 @@ class Command(BaseCommand):
             batch_size=batch,
             flush_seconds=flush_ms / 1000,
             session_expiry_seconds=settings.MQTT_SESSION_EXPIRY_SECONDS,
+            end_session=end_session,
         )
         if settings.MQTT_METRICS_PORT:
             metrics_serve(port=settings.MQTT_METRICS_PORT)
