@@ -36,7 +36,14 @@ from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, close_old_connections, connection
+from django.db import (
+    DataError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connection,
+)
 from django.utils import timezone
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -65,6 +72,9 @@ logger = logging.getLogger("telemetry.mqtt")
 TOPIC_ROOT = "telemetry"
 REJECTED_ROOT = f"{TOPIC_ROOT}/rejected"
 _ID_FIELD = {METER: "meterId", VEHICLE: "vehicleId"}
+# Errors a reading itself can cause in the ingest service (values the database or datetime cannot
+# hold): the message is refused. Anything else is the service's problem, never the message's.
+_DATA_ERRORS = (DataError, IntegrityError, ValueError, OverflowError, ArithmeticError, TypeError)
 
 # --- metrics (the process's default registry, the one the HTTP path's counters live in) ---------
 
@@ -235,6 +245,10 @@ def message_parse(message: Received, *, now) -> tuple[Verdict, ParsedReadings | 
         )
     except (TopicRefused, MalformedBody) as error:
         verdict.detail = str(error)
+        return verdict, None
+    except _DATA_ERRORS as error:  # a value validation did not foresee: refuse, never block
+        logger.exception("mqtt message on %s could not be validated", message.topic)
+        verdict.detail = f"The readings could not be validated: {error}"
         return verdict, None
     if parsed.is_batch and parsed.size == 0:
         verdict.detail = "The batch is empty."
@@ -467,12 +481,8 @@ class MqttConsumer:
         verdicts = [verdict for verdict, _ in batch]
         parts = [(v, parsed) for v, parsed in batch if parsed is not None and v.valid]
         REDELIVERED.inc(sum(1 for v in verdicts if v.message.dup))
-        if parts:
-            result = self._ingest(batch_combine(parts))
-            if result is None:
-                return  # stopped during a database outage: nothing acknowledged, all redelivered
-            verdicts_apply(parts, result)
-            LAST_COMMIT.set(time.time())
+        if not self._store(parts):
+            return  # stopped during a database outage: nothing acknowledged, all redelivered
         confirmed = self._dead_letter([v for v in verdicts if v.refused])
         self._acknowledge(verdicts, confirmed)
         for verdict in verdicts:
@@ -489,6 +499,31 @@ class MqttConsumer:
             (time.monotonic() - started) * 1000,
         )
 
+    def _store(self, parts: list[tuple[Verdict, ParsedReadings]]) -> bool:
+        """Store the valid readings of `parts` with one ingest call; False if stopped meanwhile.
+
+        When the call fails on the data itself (not the database being away), the messages are
+        stored one by one and the one that fails is refused, so a poison message cannot block the
+        stream. Other errors (a schema out of date, a bug) stop the consumer unacknowledged.
+        """
+        if not parts:
+            return True
+        try:
+            result = self._ingest(batch_combine(parts))
+        except _DATA_ERRORS as error:
+            if len(parts) > 1:
+                return all(self._store([part]) for part in parts)
+            verdict = parts[0][0]
+            logger.exception("mqtt message on %s could not be stored", verdict.message.topic)
+            verdict.detail = f"The readings could not be stored: {error}"
+            verdict.valid = 0
+            return True
+        if result is None:
+            return False
+        verdicts_apply(parts, result)
+        LAST_COMMIT.set(time.time())
+        return True
+
     def _ingest(self, parsed: ParsedReadings) -> IngestResult | None:
         """One call of the ingest service; while the database is away, back off and retry.
 
@@ -498,7 +533,8 @@ class MqttConsumer:
         """
         delay = 0.5
         while True:
-            close_old_connections()
+            if not connection.in_atomic_block:  # (a caller's transaction: tests)
+                close_old_connections()  # a broken or too old connection is replaced here
             try:
                 return readings_ingest(parsed=parsed, api_key=None)
             except (OperationalError, InterfaceError) as error:

@@ -168,3 +168,21 @@ class TestMqttCredentials:
         )
         assert password_matches("s3cret", entries["telemetry-consumer"])
         assert not password_matches("other", entries["telemetry-consumer"])
+
+
+class TestPoisonMessages:
+    def test_a_message_the_store_cannot_hold_is_refused_and_the_rest_of_its_batch_stored(self, db):
+        from telemetry.models import MeterReading
+        from telemetry.mqtt import BrokerAddress, ConsumerConfig, MqttConsumer
+
+        consumer = MqttConsumer(ConsumerConfig(broker=BrokerAddress("127.0.0.1", 1)))
+        poison = {**METER, "meterId": "M-9", "timestamp": "0001-01-01T00:00:00+01:00"}
+        batch = [
+            message_parse(received("telemetry/meter/M-1", METER), now=NOW),
+            message_parse(received("telemetry/meter/M-9", poison), now=NOW),
+        ]
+        parts = [(verdict, parsed) for verdict, parsed in batch if parsed and verdict.valid]
+        assert consumer._store(parts)
+        good, bad = (verdict for verdict, _ in batch)
+        assert not good.refused and bad.refused and bad.valid == 0, bad
+        assert list(MeterReading.objects.values_list("device__meter_id", flat=True)) == ["M-1"]
