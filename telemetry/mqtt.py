@@ -220,18 +220,37 @@ def dead_letter_topic(topic: str) -> str:
     return f"{REJECTED_ROOT}/{topic[len(prefix) :] if topic.startswith(prefix) else topic}"
 
 
-def message_parse(message: Received, *, now) -> tuple[Verdict, ParsedReadings | None]:
+@dataclass(frozen=True)
+class Limits:
+    """The API's limits, read from settings once (not per message: that is the hot path)."""
+
+    max_bytes: int
+    max_batch: int
+    max_future: timedelta
+
+    @classmethod
+    def from_settings(cls) -> "Limits":
+        return cls(
+            max_bytes=settings.TELEMETRY_MAX_BODY_BYTES,
+            max_batch=settings.TELEMETRY_MAX_BATCH,
+            max_future=timedelta(seconds=settings.TELEMETRY_MAX_FUTURE_SECONDS),
+        )
+
+
+def message_parse(
+    message: Received, *, now, limits: Limits | None = None
+) -> tuple[Verdict, ParsedReadings | None]:
     """Validate one message as the HTTP API validates one request, plus the topic's device id."""
+    limits = limits or Limits.from_settings()
     verdict = Verdict(message)
     if message.topic.startswith(f"{REJECTED_ROOT}/"):
         verdict.skipped = True
         return verdict, None
     try:
         kind, device_id = topic_route(message.topic)
-        if len(message.payload) > settings.TELEMETRY_MAX_BODY_BYTES:
+        if len(message.payload) > limits.max_bytes:
             raise MalformedBody(
-                f"The message is over {settings.TELEMETRY_MAX_BODY_BYTES} bytes; "
-                "send smaller batches."
+                f"The message is over {limits.max_bytes} bytes; send smaller batches."
             )
         try:
             payload = decode_json(message.payload)
@@ -240,7 +259,7 @@ def message_parse(message: Received, *, now) -> tuple[Verdict, ParsedReadings | 
         parsed = readings_parse(
             payload,
             now=now,
-            max_future=timedelta(seconds=settings.TELEMETRY_MAX_FUTURE_SECONDS),
+            max_future=limits.max_future,
             kind=kind,
         )
     except (TopicRefused, MalformedBody) as error:
@@ -253,10 +272,9 @@ def message_parse(message: Received, *, now) -> tuple[Verdict, ParsedReadings | 
     if parsed.is_batch and parsed.size == 0:
         verdict.detail = "The batch is empty."
         return verdict, None
-    if parsed.size > settings.TELEMETRY_MAX_BATCH:
+    if parsed.size > limits.max_batch:
         verdict.detail = (
-            f"A batch holds at most {settings.TELEMETRY_MAX_BATCH} readings; "
-            f"this one has {parsed.size}."
+            f"A batch holds at most {limits.max_batch} readings; this one has {parsed.size}."
         )
         return verdict, None
     verdict.count = parsed.size
@@ -337,6 +355,7 @@ class MqttConsumer:
         self._connection = 0
         self._connected = threading.Event()
         self._oldest_pending: float | None = None
+        self._limits = Limits.from_settings()
         self._client = self._make_client()
 
     def stop(self) -> None:
@@ -410,8 +429,9 @@ class MqttConsumer:
         """Consume until `stop()`; the broker connection is retried with backoff meanwhile."""
         properties = Properties(PacketTypes.CONNECT)
         properties.SessionExpiryInterval = self.config.session_expiry_seconds
-        # The broker may send this many unacknowledged messages: room for two batches.
-        properties.ReceiveMaximum = min(65535, max(100, 2 * self.config.batch_size))
+        # The broker may send this many unacknowledged messages: room for the batch being
+        # committed and the next ones, so the stream keeps flowing during a commit.
+        properties.ReceiveMaximum = min(65535, max(100, 4 * self.config.batch_size))
         self._client.connect_async(
             self.config.broker.host,
             self.config.broker.port,
@@ -456,7 +476,7 @@ class MqttConsumer:
             if not batch:
                 deadline = message.at + self.config.flush_seconds
                 self._oldest_pending = message.at
-            verdict, parsed = message_parse(message, now=timezone.now())
+            verdict, parsed = message_parse(message, now=timezone.now(), limits=self._limits)
             batch.append((verdict, parsed))
             readings += verdict.count
             if readings >= self.config.batch_size:
@@ -470,7 +490,7 @@ class MqttConsumer:
                 message = self._inbox.get_nowait()
             except queue.Empty:
                 return batch
-            batch.append(message_parse(message, now=timezone.now()))
+            batch.append(message_parse(message, now=timezone.now(), limits=self._limits))
 
     def _update_lag(self) -> None:
         oldest = self._oldest_pending

@@ -227,10 +227,11 @@ class Publisher:
         """Until the broker has acknowledged each message (also those published while it was
         away, which paho resends after reconnecting: their `rc` stays "not connected")."""
         deadline = time.monotonic() + timeout
-        while missing := sum(1 for info in infos if info.mid not in self.acknowledged):
+        pending = [info.mid for info in infos]
+        while pending := [mid for mid in pending if mid not in self.acknowledged]:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{missing} of {len(infos)} messages not acknowledged")
-            time.sleep(0.02)
+                raise TimeoutError(f"{len(pending)} of {len(infos)} messages not acknowledged")
+            time.sleep(0.05)
 
     def close(self) -> None:
         self.client.disconnect()
