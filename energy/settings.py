@@ -272,8 +272,9 @@ if _mqtt_url is None or _mqtt_url.scheme not in ("mqtt", "mqtts") or not _mqtt_u
 # The consumer's client id: stable, so its persistent session (and queued messages) survive a
 # restart; give each consumer instance its own.
 MQTT_CLIENT_ID = env_str("MQTT_CLIENT_ID", "energy-ingest-1")
-# Consumers of one group share the subscription ($share/<group>/...); empty: no sharing.
-MQTT_SHARE_GROUP = env_str("MQTT_SHARE_GROUP", "energy-ingest")
+# Consumers of one group share the subscription ($share/<group>/...); empty (the default): a plain
+# subscription, the only kind Mosquitto 2.0 keeps across its own restart (see the README).
+MQTT_SHARE_GROUP = env_str("MQTT_SHARE_GROUP", "")
 # How long the broker keeps the consumer's session (and queues for it) while it is away.
 MQTT_SESSION_EXPIRY_SECONDS = env_int("MQTT_SESSION_EXPIRY_SECONDS", 86400, minimum=0)
 # Port of the consumer's Prometheus endpoint (0: none).

@@ -152,7 +152,7 @@ def broker_parse(url: str) -> BrokerAddress:
 class ConsumerConfig:
     broker: BrokerAddress
     topics: tuple[str, ...] = (f"{TOPIC_ROOT}/#",)
-    share_group: str = "energy-ingest"  # "" subscribes without sharing
+    share_group: str = ""  # "" subscribes without sharing
     client_id: str = "energy-ingest-1"
     batch_size: int = 1000  # readings; a message is never split
     flush_seconds: float = 0.2
