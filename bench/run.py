@@ -68,6 +68,9 @@ def main() -> None:
     )
     parser.add_argument("--skip-http-ingest", action="store_true")
     parser.add_argument("--skip-import", action="store_true")
+    parser.add_argument(
+        "--mqtt", action="store_true", help="also MQTT ingest end to end (bench/mqtt.py)"
+    )
     args = parser.parse_args()
     if args.quick:
         args.runs, args.seconds, args.vehicles, args.hours = 2, 5, 500, 6
@@ -99,6 +102,8 @@ def main() -> None:
     ):
         if not args.skip_http_ingest:
             figures += http_ingest(args, key)
+        if args.mqtt:
+            figures += mqtt_figures(args, env, url, figures)
         if not args.skip_import:
             workdir = Path(tempfile.mkdtemp(prefix="energy-bench-"))
             try:
@@ -311,6 +316,17 @@ def http_ingest(args, key: str) -> list[Figure]:
             )
         )
     return figures
+
+
+# --- 1b. MQTT ingest, beside the HTTP batch figure ---------------------------------------
+
+
+def mqtt_figures(args, env: dict, url: str, figures: list[Figure]) -> list[Figure]:
+    sys.path.insert(0, str(ROOT))
+    from bench.mqtt import mqtt_ingest
+
+    http_batch = next((f.value for f in figures if "batches of 1000" in f.name), None)
+    return mqtt_ingest(args, env, url, figure=Figure, http_batch_rate=http_batch)
 
 
 # --- 2. import of a fleet-day, and the COPY limit -------------------------------------------

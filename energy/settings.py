@@ -7,6 +7,7 @@ with a message naming the variable.
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -275,6 +276,30 @@ TELEMETRY_MAX_AGE_DAYS = env_int("TELEMETRY_MAX_AGE_DAYS", TELEMETRY_RETENTION_D
 TELEMETRY_MAX_KWH_PER_READING = env_float(
     "TELEMETRY_MAX_KWH_PER_READING", 100.0, minimum=0.001, maximum=1e9
 )
+
+# --- MQTT ingestion (manage.py ingest_mqtt) -------------------------------------------------------
+
+# The broker the consumer reads from: mqtt://[user:password@]host[:port] (mqtts:// for TLS).
+MQTT_URL = env_str("MQTT_URL", "mqtt://127.0.0.1:1883")
+try:
+    _mqtt_url = urlsplit(MQTT_URL)
+    _mqtt_url.port  # noqa: B018 - raises ValueError on a bad port
+except ValueError:
+    _mqtt_url = None
+if _mqtt_url is None or _mqtt_url.scheme not in ("mqtt", "mqtts") or not _mqtt_url.hostname:
+    raise ImproperlyConfigured(
+        f"MQTT_URL={MQTT_URL!r} is not mqtt://[user:password@]host[:port] (or mqtts://)."
+    )
+# The consumer's client id: stable, so its persistent session (and queued messages) survive a
+# restart; give each consumer instance its own.
+MQTT_CLIENT_ID = env_str("MQTT_CLIENT_ID", "energy-ingest-1")
+# Consumers of one group share the subscription ($share/<group>/...); empty (the default): a plain
+# subscription, the only kind Mosquitto 2.0 keeps across its own restart (see the README).
+MQTT_SHARE_GROUP = env_str("MQTT_SHARE_GROUP", "")
+# How long the broker keeps the consumer's session (and queues for it) while it is away.
+MQTT_SESSION_EXPIRY_SECONDS = env_int("MQTT_SESSION_EXPIRY_SECONDS", 86400, minimum=0)
+# Port of the consumer's Prometheus endpoint (0: none).
+MQTT_METRICS_PORT = env_int("MQTT_METRICS_PORT", 0, minimum=0)
 
 # --- Analytics -----------------------------------------------------------------------------------
 
