@@ -115,3 +115,48 @@ def parse_threshold(params: Mapping[str, str]) -> float:
     if threshold > 100:
         raise _fail("threshold", f"The threshold is a percentage of at most 100; got {raw}.")
     return threshold
+
+
+MIN_CHARGE_KWH_RANGE = (0.001, 1000.0)
+BUCKETS = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
+
+
+def parse_min_charge_kwh(params: Mapping[str, str]) -> float:
+    """`?minChargeKwh=K`: AC below K kWh is IDLE; 0.001 ≤ K ≤ 1000 (default the setting)."""
+    raw = params.get("minChargeKwh")
+    if raw is None:
+        return settings.ANALYTICS_MIN_CHARGE_KWH
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise _fail("minChargeKwh", f"{raw!r} is not a number.") from None
+    low, high = MIN_CHARGE_KWH_RANGE
+    if not (math.isfinite(value) and low <= value <= high):
+        raise _fail("minChargeKwh", f"Must be between {low} and {high} kWh; got {raw}.")
+    return value
+
+
+def parse_bucket(params: Mapping[str, str]) -> str:
+    """`?bucket=hour|day` (default hour)."""
+    raw = params.get("bucket", "hour")
+    if raw not in BUCKETS:
+        raise _fail("bucket", f"{raw!r} is not a bucket; use hour or day.")
+    return raw
+
+
+def parse_days(params: Mapping[str, str], *, default: int = 7) -> int:
+    """`?days=N`: a whole number of days, 1 ≤ N ≤ ANALYTICS_MAX_WINDOW_DAYS."""
+    raw = params.get("days")
+    if raw is None:
+        return default
+    try:
+        days = int(raw.strip())
+    except ValueError:
+        raise _fail("days", f"{raw!r} is not a whole number of days.") from None
+    if not 1 <= days <= settings.ANALYTICS_MAX_WINDOW_DAYS:
+        raise _fail(
+            "days",
+            f"Must be between 1 and {settings.ANALYTICS_MAX_WINDOW_DAYS} "
+            f"(ANALYTICS_MAX_WINDOW_DAYS); got {days}.",
+        )
+    return days

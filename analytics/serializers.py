@@ -51,7 +51,7 @@ class VehiclePerformanceSerializer(serializers.Serializer):
     efficiencyPct = serializers.FloatField(
         source="efficiency_pct",
         allow_null=True,
-        help_text="100 × DC / AC (2 decimals); null when status is INSUFFICIENT_DATA.",
+        help_text="100 × DC / AC (2 decimals); null when status is INSUFFICIENT_DATA or IDLE.",
     )
     avgBatteryTempC = serializers.FloatField(
         source="avg_battery_temp_c",
@@ -62,8 +62,9 @@ class VehiclePerformanceSerializer(serializers.Serializer):
     status = serializers.ChoiceField(
         choices=PerformanceStatus.choices,
         help_text=(
-            "INSUFFICIENT_DATA: no AC or no DC; ANOMALY: DC > AC; FAULT_DETECTED: efficiency "
-            "below the threshold; OK otherwise."
+            "The first that applies: INSUFFICIENT_DATA: no meter reading or no vehicle reading; "
+            "IDLE: AC below minChargeKwh (nothing charged, no efficiency); ANOMALY: DC > AC; "
+            "FAULT_DETECTED: efficiency below the threshold (AC with no DC is 0 %); OK."
         ),
     )
 
@@ -89,6 +90,7 @@ class FleetStatusCountsSerializer(serializers.Serializer):
     OK = serializers.IntegerField()
     FAULT_DETECTED = serializers.IntegerField()
     ANOMALY = serializers.IntegerField()
+    IDLE = serializers.IntegerField()
     INSUFFICIENT_DATA = serializers.IntegerField()
 
 
