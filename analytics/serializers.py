@@ -6,7 +6,7 @@ as class attributes; the order of the keys still follows the contract.
 
 from rest_framework import serializers
 
-from analytics.selectors import PerformanceStatus
+from analytics.selectors import AttributionVerdict, PerformanceStatus
 
 
 def _with_window(fields: dict, *, after: str | None) -> dict:
@@ -167,3 +167,86 @@ class AnalyticsDetailSerializer(serializers.Serializer):
     """An error with one message (401, 404)."""
 
     detail = serializers.CharField()
+
+
+_STATUS_HELP = VehiclePerformanceSerializer._declared_fields["status"].help_text
+
+
+class SeriesBucketSerializer(serializers.Serializer):
+    start = serializers.DateTimeField(help_text="Start of the bucket (inclusive), UTC.")
+    end = serializers.DateTimeField(help_text="End of the bucket (exclusive), UTC.")
+    totalAcConsumedKwh = serializers.FloatField(source="ac_kwh")
+    totalDcDeliveredKwh = serializers.FloatField(source="dc_kwh")
+    efficiencyPct = serializers.FloatField(source="efficiency_pct", allow_null=True)
+    avgBatteryTempC = serializers.FloatField(source="avg_battery_temp_c", allow_null=True)
+    status = serializers.ChoiceField(choices=PerformanceStatus.choices, help_text=_STATUS_HELP)
+
+
+class VehicleSeriesSerializer(serializers.Serializer):
+    vehicleId = serializers.CharField(source="vehicle_id")
+    bucket = serializers.CharField(help_text="hour or day (UTC).")
+    threshold = serializers.FloatField(help_text="Efficiency threshold, percent.")
+    minChargeKwh = serializers.FloatField(
+        source="min_charge_kwh", help_text="AC below this is IDLE."
+    )
+    meterIds = serializers.ListField(source="meter_ids", child=serializers.CharField())
+    items = SeriesBucketSerializer(many=True, help_text="One per bucket, oldest first.")
+
+    def get_fields(self):
+        return _with_window(super().get_fields(), after="vehicleId")
+
+
+class FleetSeriesSerializer(serializers.Serializer):
+    hours = serializers.IntegerField(help_text="Whole hour buckets in the window.")
+    bucket = serializers.CharField(help_text="hour or day (UTC).")
+    threshold = serializers.FloatField(help_text="Efficiency threshold, percent.")
+    minChargeKwh = serializers.FloatField(
+        source="min_charge_kwh", help_text="AC below this is IDLE."
+    )
+    items = SeriesBucketSerializer(many=True, help_text="One per bucket, oldest first.")
+
+    def get_fields(self):
+        return _with_window(super().get_fields(), after=None)
+
+
+class PairingSerializer(serializers.Serializer):
+    vehicleId = serializers.CharField(source="vehicle_id")
+    meterId = serializers.CharField(source="meter_id")
+    totalAcConsumedKwh = serializers.FloatField(
+        source="ac_kwh", help_text="AC of the meter while assigned to the vehicle."
+    )
+    totalDcDeliveredKwh = serializers.FloatField(
+        source="dc_kwh", help_text="DC of the vehicle while assigned to the meter."
+    )
+    efficiencyPct = serializers.FloatField(source="efficiency_pct", allow_null=True)
+    readings = PerformanceReadingCountsSerializer(source="*")
+    status = serializers.ChoiceField(choices=PerformanceStatus.choices, help_text=_STATUS_HELP)
+
+
+class SuspectSerializer(serializers.Serializer):
+    verdict = serializers.ChoiceField(
+        choices=AttributionVerdict.choices,
+        help_text="CHARGER_SUSPECTED: the meter was low (FAULT_DETECTED) with two or more "
+        "vehicles; VEHICLE_SUSPECTED: the vehicle was low on two or more meters.",
+    )
+    meterId = serializers.CharField(
+        source="meter_id", allow_null=True, help_text="The suspected meter (charger)."
+    )
+    vehicleId = serializers.CharField(
+        source="vehicle_id", allow_null=True, help_text="The suspected vehicle."
+    )
+    pairings = PairingSerializer(
+        many=True, help_text="The evidence: every pairing of the suspect in the window."
+    )
+
+
+class FleetAttributionSerializer(serializers.Serializer):
+    days = serializers.IntegerField()
+    threshold = serializers.FloatField(help_text="Efficiency threshold, percent.")
+    minChargeKwh = serializers.FloatField(
+        source="min_charge_kwh", help_text="A pairing with less AC is IDLE, never low."
+    )
+    suspects = SuspectSerializer(many=True, help_text="Chargers first, then vehicles.")
+
+    def get_fields(self):
+        return _with_window(super().get_fields(), after=None)
