@@ -19,6 +19,7 @@ a fleet-day GROUP BY over raw history costs ~0.5 s per stream, over the rollups 
 is built in code only; every value is a parameter. The connection is the router's read database.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -60,24 +61,9 @@ class VehicleNotFound(LookupError):
     """No vehicle has this id."""
 
 
-@dataclass(frozen=True)
-class VehiclePerformance:
-    vehicle_id: str
-    start: datetime
-    end: datetime
-    meter_ids: tuple[str, ...]
-    ac_kwh: float
-    dc_kwh: float
-    efficiency_pct: float | None
-    avg_battery_temp_c: float | None
-    vehicle_reading_count: int
-    meter_reading_count: int
-    status: str
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SeriesBucket:
-    """The figures of one bucket [start, end) (clipped to the window)."""
+    """The figures of [start, end): one bucket of a series (clipped to the window)."""
 
     start: datetime
     end: datetime
@@ -88,6 +74,14 @@ class SeriesBucket:
     vehicle_reading_count: int
     meter_reading_count: int
     status: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class VehiclePerformance(SeriesBucket):
+    """The figures of one vehicle over a window."""
+
+    vehicle_id: str
+    meter_ids: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -173,10 +167,10 @@ def _bucket_params(start: datetime, end: datetime, bucket: str | None) -> dict:
     }
 
 
-def _rounded(
-    *, ac_kwh, dc_kwh, ac_readings, dc_readings, temp_sum, efficiency
-) -> dict[str, float | int | None]:
-    """The figures of a result row as the answers report them (kWh 4 decimals, % 2)."""
+def _rounded(columns: Sequence) -> dict[str, float | int | None]:
+    """The figures of a result row's columns (ac_kwh, ac_readings, dc_kwh, dc_readings,
+    temp_sum, efficiency, status) as the answers report them (kWh 4 decimals, % 2)."""
+    ac_kwh, ac_readings, dc_kwh, dc_readings, temp_sum, efficiency, status = columns
     dc_readings = int(dc_readings or 0)
     return {
         "ac_kwh": round(float(ac_kwh or 0), 4),
@@ -189,6 +183,7 @@ def _rounded(
         ),
         "vehicle_reading_count": dc_readings,
         "meter_reading_count": int(ac_readings or 0),
+        "status": status,
     }
 
 
@@ -381,21 +376,9 @@ def vehicle_performance(
         threshold=threshold,
         min_charge_kwh=min_charge_kwh,
     )
-    ((_, ac_kwh, ac_readings, dc_kwh, dc_readings, temp_sum, efficiency, status),) = rows
+    ((_, *columns),) = rows
     return VehiclePerformance(
-        vehicle_id=vehicle_id,
-        start=start,
-        end=end,
-        meter_ids=meter_ids,
-        status=status,
-        **_rounded(
-            ac_kwh=ac_kwh,
-            dc_kwh=dc_kwh,
-            ac_readings=ac_readings,
-            dc_readings=dc_readings,
-            temp_sum=temp_sum,
-            efficiency=efficiency,
-        ),
+        vehicle_id=vehicle_id, start=start, end=end, meter_ids=meter_ids, **_rounded(columns)
     )
 
 
@@ -404,20 +387,8 @@ def _series_items(
 ) -> tuple[SeriesBucket, ...]:
     edges = _bucket_edges(start, end, bucket)
     return tuple(
-        SeriesBucket(
-            start=edges[index][0],
-            end=edges[index][1],
-            status=status,
-            **_rounded(
-                ac_kwh=ac_kwh,
-                dc_kwh=dc_kwh,
-                ac_readings=ac_readings,
-                dc_readings=dc_readings,
-                temp_sum=temp_sum,
-                efficiency=efficiency,
-            ),
-        )
-        for index, ac_kwh, ac_readings, dc_kwh, dc_readings, temp_sum, efficiency, status in rows
+        SeriesBucket(start=edges[index][0], end=edges[index][1], **_rounded(columns))
+        for index, *columns in rows
     )
 
 
@@ -520,7 +491,7 @@ _EDGE = {
 }
 
 
-def _edges_sql(vendor: str, source: "_Source" = _AC) -> str:
+def _edges_sql(vendor: str, source: _Source) -> str:
     template = _EDGE[vendor].replace("{table}", source.history)
     template = template.replace("{device}", source.device_column)
     return "    UNION ALL\n".join(
@@ -546,14 +517,18 @@ periods AS (
     FROM fleet_meterassignment
     WHERE valid_from < %(until)s AND (valid_to IS NULL OR valid_to > %(start)s)
 ),
-ac_parts AS (
-    SELECT p.vehicle_id, p.meter_id, h.energy_kwh, h.reading_count, h.hour AS at
-    FROM periods p
-    JOIN telemetry_meterhourly h ON h.meter_id = p.meter_id
-    WHERE h.hour >= %(start)s AND h.hour < %(until)s
-      AND h.hour >= p.valid_from AND (p.valid_to IS NULL OR {next_hour_of_h} <= p.valid_to)
+ac_parts AS ({ac_hours}
     UNION ALL
     {edges})"""
+
+# The rollup hours of one stream wholly inside each period ({hourly}, {device}: the meter's or
+# the vehicle's).
+_HOURS_IN_PERIODS = """
+    SELECT p.vehicle_id, p.meter_id, h.energy_kwh, h.reading_count, h.hour AS at
+    FROM periods p
+    JOIN {hourly} h ON h.{device} = p.{device}
+    WHERE h.hour >= %(start)s AND h.hour < %(until)s
+      AND h.hour >= p.valid_from AND (p.valid_to IS NULL OR {next_hour_of_h} <= p.valid_to)"""
 
 # Every vehicle with its figures over the rollup hours [start, until), judged by the one rule
 # (`_JUDGEMENT_SQL`). Index telemetry_vhourly_hour (or the (device, hour) key) for the DC hours.
@@ -653,9 +628,14 @@ def _fleet_execute(
             "bucket_of_at": _BUCKET_OF[vendor].format(x="at"),
             "bucket_of_hour": _BUCKET_OF[vendor].format(x="hour"),
         }
-        edges = _edges_sql(vendor).format(**snippets)
-        dc_edges = _edges_sql(vendor, _DC).format(**snippets)
-        sql = sql.format(meter_list=_METER_LIST[vendor], edges=edges, dc_edges=dc_edges, **snippets)
+        sql = sql.replace("{edges}", "{ac_edges}")
+        for prefix, source in (("ac", _AC), ("dc", _DC)):  # pieces with placeholders of their own
+            hours_sql = _HOURS_IN_PERIODS.replace("{hourly}", source.hourly)
+            sql = sql.replace(
+                f"{{{prefix}_hours}}", hours_sql.replace("{device}", source.device_column)
+            )
+            sql = sql.replace(f"{{{prefix}_edges}}", _edges_sql(vendor, source))
+        sql = sql.format(meter_list=_METER_LIST[vendor], **snippets)
         cursor.execute(sql, params)
         return cursor.fetchall()
 
@@ -690,20 +670,11 @@ def fleet_inefficient(
             start=start,
             end=end,
             meter_ids=tuple(meter_ids.split(",")) if meter_ids else (),
-            status=status,
-            **_rounded(
-                ac_kwh=ac_kwh,
-                dc_kwh=dc_kwh,
-                ac_readings=ac_readings,
-                dc_readings=dc_readings,
-                temp_sum=temp_sum,
-                efficiency=efficiency,
-            ),
+            **_rounded(columns),
         )
-        for _, code, meter_ids, ac_kwh, ac_readings, dc_kwh, dc_readings, temp_sum, efficiency,
-        status in rows
+        for _, code, meter_ids, *columns in rows
         if code is not None
-    )  # fmt: skip
+    )
     return FleetPage(start=start, end=end, total=total, items=items)
 
 
@@ -854,12 +825,7 @@ _ATTRIBUTION_SQL = (
     "WITH "
     + _PERIODS_AC_CTE
     + """,
-dc_parts AS (
-    SELECT p.vehicle_id, p.meter_id, h.energy_kwh, h.reading_count, h.hour AS at
-    FROM periods p
-    JOIN telemetry_vehiclehourly h ON h.vehicle_id = p.vehicle_id
-    WHERE h.hour >= %(start)s AND h.hour < %(until)s
-      AND h.hour >= p.valid_from AND (p.valid_to IS NULL OR {next_hour_of_h} <= p.valid_to)
+dc_parts AS ({dc_hours}
     UNION ALL
     {dc_edges}),
 ac AS (
@@ -897,7 +863,7 @@ suspects AS (
     SELECT 'VEHICLE_SUSPECTED' AS verdict, j.* FROM judged j JOIN vehicles w USING (vehicle_id)
 )
 SELECT s.verdict, v.vehicle_id, m.meter_id, s.ac_kwh, s.ac_readings, s.dc_kwh, s.dc_readings,
-       s.efficiency, s.status
+       NULL AS temp_sum, s.efficiency, s.status
 FROM suspects s
 JOIN fleet_vehicle v ON v.id = s.vehicle_id
 JOIN fleet_meter m ON m.id = s.meter_id
@@ -920,29 +886,12 @@ def fleet_attribution(
         min_charge_kwh=_min_charge(min_charge_kwh),
     )
     grouped: dict[tuple[str, str], list[Pairing]] = {}
-    for (
-        verdict,
-        vehicle,
-        meter,
-        ac_kwh,
-        ac_readings,
-        dc_kwh,
-        dc_readings,
-        efficiency,
-        status,
-    ) in rows:
-        figures = _rounded(
-            ac_kwh=ac_kwh,
-            dc_kwh=dc_kwh,
-            ac_readings=ac_readings,
-            dc_readings=dc_readings,
-            temp_sum=None,
-            efficiency=efficiency,
-        )
+    for verdict, vehicle, meter, *columns in rows:
+        figures = _rounded(columns)
         del figures["avg_battery_temp_c"]
         subject = meter if verdict == AttributionVerdict.CHARGER_SUSPECTED else vehicle
         grouped.setdefault((verdict, subject), []).append(
-            Pairing(vehicle_id=vehicle, meter_id=meter, status=status, **figures)
+            Pairing(vehicle_id=vehicle, meter_id=meter, **figures)
         )
     suspects = tuple(
         Suspect(

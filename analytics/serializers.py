@@ -182,13 +182,18 @@ class SeriesBucketSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=PerformanceStatus.choices, help_text=_STATUS_HELP)
 
 
-class VehicleSeriesSerializer(serializers.Serializer):
-    vehicleId = serializers.CharField(source="vehicle_id")
-    bucket = serializers.CharField(help_text="hour or day (UTC).")
+class JudgementSerializer(serializers.Serializer):
+    """The parameters of the status rule an answer was judged with."""
+
     threshold = serializers.FloatField(help_text="Efficiency threshold, percent.")
     minChargeKwh = serializers.FloatField(
-        source="min_charge_kwh", help_text="AC below this is IDLE."
+        source="min_charge_kwh", help_text="AC (kWh) below which a window is IDLE."
     )
+
+
+class VehicleSeriesSerializer(JudgementSerializer):
+    vehicleId = serializers.CharField(source="vehicle_id")
+    bucket = serializers.CharField(help_text="hour or day (UTC).")
     meterIds = serializers.ListField(source="meter_ids", child=serializers.CharField())
     items = SeriesBucketSerializer(many=True, help_text="One per bucket, oldest first.")
 
@@ -196,13 +201,9 @@ class VehicleSeriesSerializer(serializers.Serializer):
         return _with_window(super().get_fields(), after="vehicleId")
 
 
-class FleetSeriesSerializer(serializers.Serializer):
+class FleetSeriesSerializer(JudgementSerializer):
     hours = serializers.IntegerField(help_text="Whole hour buckets in the window.")
     bucket = serializers.CharField(help_text="hour or day (UTC).")
-    threshold = serializers.FloatField(help_text="Efficiency threshold, percent.")
-    minChargeKwh = serializers.FloatField(
-        source="min_charge_kwh", help_text="AC below this is IDLE."
-    )
     items = SeriesBucketSerializer(many=True, help_text="One per bucket, oldest first.")
 
     def get_fields(self):
@@ -240,12 +241,8 @@ class SuspectSerializer(serializers.Serializer):
     )
 
 
-class FleetAttributionSerializer(serializers.Serializer):
+class FleetAttributionSerializer(JudgementSerializer):
     days = serializers.IntegerField()
-    threshold = serializers.FloatField(help_text="Efficiency threshold, percent.")
-    minChargeKwh = serializers.FloatField(
-        source="min_charge_kwh", help_text="A pairing with less AC is IDLE, never low."
-    )
     suspects = SuspectSerializer(many=True, help_text="Chargers first, then vehicles.")
 
     def get_fields(self):

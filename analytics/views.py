@@ -621,6 +621,14 @@ IDLE_ITEM_EXAMPLE = {
 }
 
 
+def _judgement(params) -> dict[str, float]:
+    """The status rule's parameters, `threshold` and `minChargeKwh`, as selector keywords."""
+    return {
+        "threshold": parse_threshold(params),
+        "min_charge_kwh": parse_min_charge_kwh(params),
+    }
+
+
 class VehicleSeriesView(APIView):
     renderer_classes = [JSONRenderer, CSVRenderer]
 
@@ -664,21 +672,14 @@ class VehicleSeriesView(APIView):
         params = request.query_params
         window = parse_window(params, now=timezone.now())
         bucket = parse_bucket(params)
-        threshold = parse_threshold(params)
-        min_charge_kwh = parse_min_charge_kwh(params)
+        judgement = _judgement(params)
         try:
             series = vehicle_series(
-                vehicle_id=vehicleId,
-                start=window.start,
-                end=window.end,
-                bucket=bucket,
-                threshold=threshold,
-                min_charge_kwh=min_charge_kwh,
+                vehicle_id=vehicleId, start=window.start, end=window.end, bucket=bucket, **judgement
             )
         except VehicleNotFound:
             raise NotFound(f"No vehicle {vehicleId!r}.") from None
-        body = {**series.__dict__, "threshold": threshold, "min_charge_kwh": min_charge_kwh}
-        return Response(VehicleSeriesSerializer(body).data)
+        return Response(VehicleSeriesSerializer({**series.__dict__, **judgement}).data)
 
 
 class FleetSeriesView(APIView):
@@ -722,21 +723,9 @@ class FleetSeriesView(APIView):
         params = request.query_params
         hours = parse_hours(params)
         bucket = parse_bucket(params)
-        threshold = parse_threshold(params)
-        min_charge_kwh = parse_min_charge_kwh(params)
-        series = fleet_series(
-            hours=hours,
-            now=timezone.now(),
-            bucket=bucket,
-            threshold=threshold,
-            min_charge_kwh=min_charge_kwh,
-        )
-        body = {
-            **series.__dict__,
-            "hours": hours,
-            "threshold": threshold,
-            "min_charge_kwh": min_charge_kwh,
-        }
+        judgement = _judgement(params)
+        series = fleet_series(hours=hours, now=timezone.now(), bucket=bucket, **judgement)
+        body = {**series.__dict__, "hours": hours, **judgement}
         return Response(FleetSeriesSerializer(body).data)
 
 
@@ -807,15 +796,7 @@ class FleetAttributionView(APIView):
     def get(self, request):
         params = request.query_params
         days = parse_days(params)
-        threshold = parse_threshold(params)
-        min_charge_kwh = parse_min_charge_kwh(params)
-        attribution = fleet_attribution(
-            days=days, now=timezone.now(), threshold=threshold, min_charge_kwh=min_charge_kwh
-        )
-        body = {
-            **attribution.__dict__,
-            "days": days,
-            "threshold": threshold,
-            "min_charge_kwh": min_charge_kwh,
-        }
+        judgement = _judgement(params)
+        attribution = fleet_attribution(days=days, now=timezone.now(), **judgement)
+        body = {**attribution.__dict__, "days": days, **judgement}
         return Response(FleetAttributionSerializer(body).data)
