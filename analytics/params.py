@@ -33,23 +33,33 @@ def _max_window() -> timedelta:
     return timedelta(days=settings.ANALYTICS_MAX_WINDOW_DAYS)
 
 
-def parse_hours(params: Mapping[str, str], *, default: int = DEFAULT_WINDOW_HOURS) -> int:
-    """`?hours=N`: a whole number of hours, 1 ≤ N ≤ ANALYTICS_MAX_WINDOW_DAYS × 24."""
-    raw = params.get("hours")
+def _whole_number(
+    params: Mapping[str, str], name: str, *, unit: str, default: int, limit: int, note: str
+) -> int:
+    """`?name=N`: a whole number 1 ≤ N ≤ limit, or `default` when absent."""
+    raw = params.get(name)
     if raw is None:
         return default
     try:
-        hours = int(raw.strip())
+        value = int(raw.strip())
     except ValueError:
-        raise _fail("hours", f"{raw!r} is not a whole number of hours.") from None
-    limit = settings.ANALYTICS_MAX_WINDOW_DAYS * 24
-    if not 1 <= hours <= limit:
-        raise _fail(
-            "hours",
-            f"Must be between 1 and {limit} (ANALYTICS_MAX_WINDOW_DAYS = "
-            f"{settings.ANALYTICS_MAX_WINDOW_DAYS} days); got {hours}.",
-        )
-    return hours
+        raise _fail(name, f"{raw!r} is not a whole number of {unit}.") from None
+    if not 1 <= value <= limit:
+        raise _fail(name, f"Must be between 1 and {limit} ({note}); got {value}.")
+    return value
+
+
+def parse_hours(params: Mapping[str, str], *, default: int = DEFAULT_WINDOW_HOURS) -> int:
+    """`?hours=N`: a whole number of hours, 1 ≤ N ≤ ANALYTICS_MAX_WINDOW_DAYS × 24."""
+    days = settings.ANALYTICS_MAX_WINDOW_DAYS
+    return _whole_number(
+        params,
+        "hours",
+        unit="hours",
+        default=default,
+        limit=days * 24,
+        note=f"ANALYTICS_MAX_WINDOW_DAYS = {days} days",
+    )
 
 
 def parse_instant(params: Mapping[str, str], name: str) -> datetime | None:
@@ -96,17 +106,26 @@ def parse_window(params: Mapping[str, str], *, now: datetime) -> Window:
     return Window(start=start, end=end)
 
 
+def _finite_number(params: Mapping[str, str], name: str) -> tuple[str, float] | None:
+    """`?name=X` as (text, finite float); None when absent."""
+    raw = params.get(name)
+    if raw is None:
+        return None
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise _fail(name, f"{raw!r} is not a number.") from None
+    if not math.isfinite(value):
+        raise _fail(name, f"{raw!r} is not a finite number.")
+    return raw, value
+
+
 def parse_threshold(params: Mapping[str, str]) -> float:
     """`?threshold=P`: an efficiency percentage, 1 < P ≤ 100 (a ratio such as 0.85 is refused)."""
-    raw = params.get("threshold")
-    if raw is None:
+    given = _finite_number(params, "threshold")
+    if given is None:
         return settings.ANALYTICS_FAULT_THRESHOLD_PCT
-    try:
-        threshold = float(raw.strip())
-    except ValueError:
-        raise _fail("threshold", f"{raw!r} is not a number.") from None
-    if not math.isfinite(threshold):
-        raise _fail("threshold", f"{raw!r} is not a finite number.")
+    raw, threshold = given
     if threshold <= 1:
         raise _fail(
             "threshold",
@@ -115,3 +134,39 @@ def parse_threshold(params: Mapping[str, str]) -> float:
     if threshold > 100:
         raise _fail("threshold", f"The threshold is a percentage of at most 100; got {raw}.")
     return threshold
+
+
+MIN_CHARGE_KWH_RANGE = (0.001, 1000.0)
+BUCKETS = ("hour", "day")
+
+
+def parse_min_charge_kwh(params: Mapping[str, str]) -> float:
+    """`?minChargeKwh=K`: AC below K kWh is IDLE; 0.001 ≤ K ≤ 1000 (default the setting)."""
+    given = _finite_number(params, "minChargeKwh")
+    if given is None:
+        return settings.ANALYTICS_MIN_CHARGE_KWH
+    raw, value = given
+    low, high = MIN_CHARGE_KWH_RANGE
+    if not low <= value <= high:
+        raise _fail("minChargeKwh", f"Must be between {low} and {high} kWh; got {raw}.")
+    return value
+
+
+def parse_bucket(params: Mapping[str, str]) -> str:
+    """`?bucket=hour|day` (default hour)."""
+    raw = params.get("bucket", "hour")
+    if raw not in BUCKETS:
+        raise _fail("bucket", f"{raw!r} is not a bucket; use hour or day.")
+    return raw
+
+
+def parse_days(params: Mapping[str, str], *, default: int = 7) -> int:
+    """`?days=N`: a whole number of days, 1 ≤ N ≤ ANALYTICS_MAX_WINDOW_DAYS."""
+    return _whole_number(
+        params,
+        "days",
+        unit="days",
+        default=default,
+        limit=settings.ANALYTICS_MAX_WINDOW_DAYS,
+        note="ANALYTICS_MAX_WINDOW_DAYS",
+    )

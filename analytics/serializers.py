@@ -6,7 +6,7 @@ as class attributes; the order of the keys still follows the contract.
 
 from rest_framework import serializers
 
-from analytics.selectors import PerformanceStatus
+from analytics.selectors import AttributionVerdict, PerformanceStatus
 
 
 def _with_window(fields: dict, *, after: str | None) -> dict:
@@ -51,7 +51,7 @@ class VehiclePerformanceSerializer(serializers.Serializer):
     efficiencyPct = serializers.FloatField(
         source="efficiency_pct",
         allow_null=True,
-        help_text="100 × DC / AC (2 decimals); null when status is INSUFFICIENT_DATA.",
+        help_text="100 × DC / AC (2 decimals); null when status is INSUFFICIENT_DATA or IDLE.",
     )
     avgBatteryTempC = serializers.FloatField(
         source="avg_battery_temp_c",
@@ -62,8 +62,9 @@ class VehiclePerformanceSerializer(serializers.Serializer):
     status = serializers.ChoiceField(
         choices=PerformanceStatus.choices,
         help_text=(
-            "INSUFFICIENT_DATA: no AC or no DC; ANOMALY: DC > AC; FAULT_DETECTED: efficiency "
-            "below the threshold; OK otherwise."
+            "The first that applies: INSUFFICIENT_DATA: no meter reading or no vehicle reading; "
+            "IDLE: AC below minChargeKwh (nothing charged, no efficiency); ANOMALY: DC > AC; "
+            "FAULT_DETECTED: efficiency below the threshold (AC with no DC is 0 %); OK."
         ),
     )
 
@@ -89,6 +90,7 @@ class FleetStatusCountsSerializer(serializers.Serializer):
     OK = serializers.IntegerField()
     FAULT_DETECTED = serializers.IntegerField()
     ANOMALY = serializers.IntegerField()
+    IDLE = serializers.IntegerField()
     INSUFFICIENT_DATA = serializers.IntegerField()
 
 
@@ -165,3 +167,83 @@ class AnalyticsDetailSerializer(serializers.Serializer):
     """An error with one message (401, 404)."""
 
     detail = serializers.CharField()
+
+
+_STATUS_HELP = VehiclePerformanceSerializer._declared_fields["status"].help_text
+
+
+class SeriesBucketSerializer(serializers.Serializer):
+    start = serializers.DateTimeField(help_text="Start of the bucket (inclusive), UTC.")
+    end = serializers.DateTimeField(help_text="End of the bucket (exclusive), UTC.")
+    totalAcConsumedKwh = serializers.FloatField(source="ac_kwh")
+    totalDcDeliveredKwh = serializers.FloatField(source="dc_kwh")
+    efficiencyPct = serializers.FloatField(source="efficiency_pct", allow_null=True)
+    avgBatteryTempC = serializers.FloatField(source="avg_battery_temp_c", allow_null=True)
+    status = serializers.ChoiceField(choices=PerformanceStatus.choices, help_text=_STATUS_HELP)
+
+
+class JudgementSerializer(serializers.Serializer):
+    """The parameters of the status rule an answer was judged with."""
+
+    threshold = serializers.FloatField(help_text="Efficiency threshold, percent.")
+    minChargeKwh = serializers.FloatField(
+        source="min_charge_kwh", help_text="AC (kWh) below which a window is IDLE."
+    )
+
+
+class VehicleSeriesSerializer(JudgementSerializer):
+    vehicleId = serializers.CharField(source="vehicle_id")
+    bucket = serializers.CharField(help_text="hour or day (UTC).")
+    meterIds = serializers.ListField(source="meter_ids", child=serializers.CharField())
+    items = SeriesBucketSerializer(many=True, help_text="One per bucket, oldest first.")
+
+    def get_fields(self):
+        return _with_window(super().get_fields(), after="vehicleId")
+
+
+class FleetSeriesSerializer(JudgementSerializer):
+    hours = serializers.IntegerField(help_text="Whole hour buckets in the window.")
+    bucket = serializers.CharField(help_text="hour or day (UTC).")
+    items = SeriesBucketSerializer(many=True, help_text="One per bucket, oldest first.")
+
+    def get_fields(self):
+        return _with_window(super().get_fields(), after=None)
+
+
+class PairingSerializer(serializers.Serializer):
+    vehicleId = serializers.CharField(source="vehicle_id")
+    meterId = serializers.CharField(source="meter_id")
+    totalAcConsumedKwh = serializers.FloatField(
+        source="ac_kwh", help_text="AC of the meter while assigned to the vehicle."
+    )
+    totalDcDeliveredKwh = serializers.FloatField(
+        source="dc_kwh", help_text="DC of the vehicle while assigned to the meter."
+    )
+    efficiencyPct = serializers.FloatField(source="efficiency_pct", allow_null=True)
+    readings = PerformanceReadingCountsSerializer(source="*")
+    status = serializers.ChoiceField(choices=PerformanceStatus.choices, help_text=_STATUS_HELP)
+
+
+class SuspectSerializer(serializers.Serializer):
+    verdict = serializers.ChoiceField(
+        choices=AttributionVerdict.choices,
+        help_text="CHARGER_SUSPECTED: the meter was low (FAULT_DETECTED) with two or more "
+        "vehicles; VEHICLE_SUSPECTED: the vehicle was low on two or more meters.",
+    )
+    meterId = serializers.CharField(
+        source="meter_id", allow_null=True, help_text="The suspected meter (charger)."
+    )
+    vehicleId = serializers.CharField(
+        source="vehicle_id", allow_null=True, help_text="The suspected vehicle."
+    )
+    pairings = PairingSerializer(
+        many=True, help_text="The evidence: every pairing of the suspect in the window."
+    )
+
+
+class FleetAttributionSerializer(JudgementSerializer):
+    days = serializers.IntegerField()
+    suspects = SuspectSerializer(many=True, help_text="Chargers first, then vehicles.")
+
+    def get_fields(self):
+        return _with_window(super().get_fields(), after=None)

@@ -9,6 +9,19 @@ urlpatterns = [
         name="analytics-vehicle-performance",
     ),
     path(
+        "v1/analytics/performance/<str:vehicleId>/series",
+        views.VehicleSeriesView.as_view(),
+        name="analytics-vehicle-series",
+    ),
+    path(
+        "v1/analytics/fleet/series", views.FleetSeriesView.as_view(), name="analytics-fleet-series"
+    ),
+    path(
+        "v1/analytics/fleet/attribution",
+        views.FleetAttributionView.as_view(),
+        name="analytics-fleet-attribution",
+    ),
+    path(
         "v1/analytics/fleet/inefficient",
         views.FleetInefficientView.as_view(),
         name="analytics-fleet-inefficient",

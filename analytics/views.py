@@ -16,27 +16,42 @@ from drf_spectacular.utils import (
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.generics import ListAPIView
 from rest_framework.pagination import CursorPagination
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 from rest_framework.views import APIView
 
+from analytics.exports import CSVRenderer, rows_by_time, streamed_csv, wants_csv, wire_time
 from analytics.filters import MeterStatusFilter, VehicleStatusFilter
-from analytics.params import parse_hours, parse_threshold, parse_window
+from analytics.params import (
+    parse_bucket,
+    parse_days,
+    parse_hours,
+    parse_min_charge_kwh,
+    parse_threshold,
+    parse_window,
+)
 from analytics.selectors import (
     VehicleNotFound,
+    fleet_attribution,
     fleet_inefficient,
+    fleet_series,
     fleet_summary,
     vehicle_performance,
+    vehicle_series,
 )
 from analytics.serializers import (
     AnalyticsDetailSerializer,
+    FleetAttributionSerializer,
     FleetInefficientPageSerializer,
+    FleetSeriesSerializer,
     FleetSummarySerializer,
     MeterHistoryReadingSerializer,
     MeterLiveStatusSerializer,
     VehicleHistoryReadingSerializer,
     VehicleLiveStatusSerializer,
     VehiclePerformanceSerializer,
+    VehicleSeriesSerializer,
 )
 from telemetry.models import MeterReading, VehicleReading
 from telemetry.selectors import (
@@ -80,6 +95,18 @@ THRESHOLD = OpenApiParameter(
     float,
     description="Efficiency threshold as a percentage, 1 < threshold ≤ 100 (default "
     "ANALYTICS_FAULT_THRESHOLD_PCT, 85). A ratio such as 0.85 is refused.",
+)
+MIN_CHARGE_KWH = OpenApiParameter(
+    "minChargeKwh",
+    float,
+    description="AC (kWh) below which the window is IDLE: nothing was charged, there is no "
+    "efficiency to judge (0.001 to 1000; default ANALYTICS_MIN_CHARGE_KWH, 1.0).",
+)
+FORMAT = OpenApiParameter(
+    "format",
+    str,
+    enum=["json", "csv"],
+    description="csv: the answer as CSV (the same as `Accept: text/csv`).",
 )
 FLEET_HOURS = OpenApiParameter(
     "hours",
@@ -151,7 +178,7 @@ class VehiclePerformanceView(APIView):
             "`hours=N`, or `from` and `to`."
         ),
         tags=["analytics"],
-        parameters=[VEHICLE_ID, HOURS, FROM, TO, THRESHOLD],
+        parameters=[VEHICLE_ID, HOURS, FROM, TO, THRESHOLD, MIN_CHARGE_KWH],
         responses={
             200: OpenApiResponse(
                 VehiclePerformanceSerializer,
@@ -165,9 +192,14 @@ class VehiclePerformanceView(APIView):
     def get(self, request, vehicleId: str):
         window = parse_window(request.query_params, now=timezone.now())
         threshold = parse_threshold(request.query_params)
+        min_charge_kwh = parse_min_charge_kwh(request.query_params)
         try:
             performance = vehicle_performance(
-                vehicle_id=vehicleId, start=window.start, end=window.end, threshold=threshold
+                vehicle_id=vehicleId,
+                start=window.start,
+                end=window.end,
+                threshold=threshold,
+                min_charge_kwh=min_charge_kwh,
             )
         except VehicleNotFound:
             raise NotFound(f"No vehicle {vehicleId!r}.") from None
@@ -189,22 +221,26 @@ def _positive_int(params, name: str, *, default: int, maximum: int | None = None
 
 
 _FLEET_WINDOW_NOTE = (
-    " Fleet figures read only the hourly rollups: the window is whole hour buckets, "
+    " Fleet figures read the hourly rollups: the window is whole hour buckets, "
     "[start of the current hour − (hours − 1) h, now] (the current hour's bucket is complete up to "
-    "now), reported as `from`/`to`. A meter's hour counts for the assignment that held the start "
-    "of that hour, so an hour in which a meter was reassigned goes wholly to one vehicle; the "
-    "per-vehicle endpoint is exact to the reading."
+    "now), reported as `from`/`to`. A meter's hours wholly inside an assignment come from the "
+    "rollups and the partial hours where an assignment starts or ends off the hour from its raw "
+    "readings, so AC is exact to the reading for every vehicle, as in the per-vehicle answer."
 )
 
 
 class FleetInefficientView(APIView):
+    renderer_classes = [JSONRenderer, CSVRenderer]
+
     @extend_schema(
         operation_id="analytics_fleet_inefficient",
         summary="Vehicles below the efficiency threshold, worst first",
         description="Vehicles whose status is FAULT_DETECTED, lowest efficiency first, with the "
-        "figures of the per-vehicle answer; paginated by `page` and `limit`." + _FLEET_WINDOW_NOTE,
+        "figures of the per-vehicle answer; paginated by `page` and `limit`. IDLE and "
+        "INSUFFICIENT_DATA vehicles are never listed (the summary counts them). As CSV with "
+        "`Accept: text/csv` or `format=csv` (the page's rows)." + _FLEET_WINDOW_NOTE,
         tags=["analytics"],
-        parameters=[FLEET_HOURS, THRESHOLD, PAGE, LIMIT],
+        parameters=[FLEET_HOURS, THRESHOLD, MIN_CHARGE_KWH, PAGE, LIMIT, FORMAT],
         responses={
             200: OpenApiResponse(
                 FleetInefficientPageSerializer,
@@ -246,6 +282,7 @@ class FleetInefficientView(APIView):
             hours=hours,
             now=timezone.now(),
             threshold=threshold,
+            min_charge_kwh=parse_min_charge_kwh(params),
             limit=limit,
             offset=(page - 1) * limit,
         )
@@ -278,9 +315,10 @@ class FleetSummaryView(APIView):
         operation_id="analytics_fleet_summary",
         summary="Fleet totals and vehicles by status",
         description="AC (of meters while assigned to a vehicle) and DC totals, the fleet's "
-        "efficiency and how many vehicles are in each status." + _FLEET_WINDOW_NOTE,
+        "efficiency and how many vehicles are in each status (IDLE and INSUFFICIENT_DATA "
+        "included)." + _FLEET_WINDOW_NOTE,
         tags=["analytics"],
-        parameters=[FLEET_HOURS, THRESHOLD],
+        parameters=[FLEET_HOURS, THRESHOLD, MIN_CHARGE_KWH],
         responses={
             200: OpenApiResponse(
                 FleetSummarySerializer,
@@ -300,6 +338,7 @@ class FleetSummaryView(APIView):
                                 "OK": 1,
                                 "FAULT_DETECTED": 1,
                                 "ANOMALY": 0,
+                                "IDLE": 0,
                                 "INSUFFICIENT_DATA": 1,
                             },
                         },
@@ -313,7 +352,12 @@ class FleetSummaryView(APIView):
     def get(self, request):
         hours = parse_hours(request.query_params)
         threshold = parse_threshold(request.query_params)
-        summary = fleet_summary(hours=hours, now=timezone.now(), threshold=threshold)
+        summary = fleet_summary(
+            hours=hours,
+            now=timezone.now(),
+            threshold=threshold,
+            min_charge_kwh=parse_min_charge_kwh(request.query_params),
+        )
         body = {**summary.__dict__, "hours": hours, "threshold": threshold}
         return Response(FleetSummarySerializer(body).data)
 
@@ -454,10 +498,17 @@ class HistoryCursorPagination(CursorPagination):
 
 
 class DeviceHistoryView(ListAPIView):
-    """Raw readings of one device in a window; subclasses name the device kind."""
+    """Raw readings of one device in a window; subclasses name the device kind.
+
+    As CSV (`Accept: text/csv` or `?format=csv`) the whole window is streamed, unpaginated,
+    read by key a chunk at a time (`rows_by_time`): a month of one device never sits in memory.
+    """
 
     pagination_class = HistoryCursorPagination
     filter_backends: list = []
+    renderer_classes = [JSONRenderer, CSVRenderer]
+    csv_header: tuple[str, ...] = ()  # the JSON field names, the device id first
+    csv_fields: tuple[str, ...] = ()  # the model fields after recorded_at, in header order
     reading_model: type
     readings = staticmethod(vehicle_readings)  # the selector, keyword `<kind>_id`
     kind = ""  # "vehicle" or "meter"
@@ -476,10 +527,22 @@ class DeviceHistoryView(ListAPIView):
         except DeviceNotFound as error:
             raise NotFound(f"No {self.kind} {error.args[0]!r}.") from None
 
+    def list(self, request, *args, **kwargs):
+        if not wants_csv(request):
+            return super().list(request, *args, **kwargs)
+        device_id = self.kwargs[self.path_kwarg]
+        rows = rows_by_time(self.get_queryset(), fields=("recorded_at", *self.csv_fields))
+        return streamed_csv(
+            self.csv_header,
+            ((device_id, *values, wire_time(recorded_at)) for recorded_at, *values in rows),
+            filename=f"{self.kind}-{device_id}.csv",
+        )
+
 
 _HISTORY_DESCRIPTION = (
     "Raw readings in [from, to), oldest first, in the ingest payload's shape; the last 24 hours "
-    "by default. Cursor-paginated (follow `next`; `limit` up to 5000)."
+    "by default. Cursor-paginated (follow `next`; `limit` up to 5000). As CSV (`Accept: "
+    "text/csv` or `format=csv`): the whole window streamed, unpaginated, one reading a line."
 )
 
 
@@ -489,7 +552,7 @@ _HISTORY_DESCRIPTION = (
         summary="Raw readings of one vehicle",
         description=_HISTORY_DESCRIPTION,
         tags=["history"],
-        parameters=[VEHICLE_ID, HOURS, FROM, TO],
+        parameters=[VEHICLE_ID, HOURS, FROM, TO, FORMAT],
         responses={
             200: VehicleHistoryReadingSerializer(many=True),
             **_LIST_ERRORS,
@@ -502,6 +565,8 @@ class VehicleHistoryView(DeviceHistoryView):
     reading_model = VehicleReading
     readings = staticmethod(vehicle_readings)
     kind, path_kwarg = "vehicle", "vehicleId"
+    csv_header = ("vehicleId", "soc", "kwhDeliveredDc", "batteryTemp", "timestamp")
+    csv_fields = ("soc_pct", "energy_kwh", "battery_temp_c")
 
 
 @extend_schema_view(
@@ -510,7 +575,7 @@ class VehicleHistoryView(DeviceHistoryView):
         summary="Raw readings of one meter",
         description=_HISTORY_DESCRIPTION,
         tags=["history"],
-        parameters=[METER_ID, HOURS, FROM, TO],
+        parameters=[METER_ID, HOURS, FROM, TO, FORMAT],
         responses={
             200: MeterHistoryReadingSerializer(many=True),
             **_LIST_ERRORS,
@@ -523,3 +588,215 @@ class MeterHistoryView(DeviceHistoryView):
     reading_model = MeterReading
     readings = staticmethod(meter_readings)
     kind, path_kwarg = "meter", "meterId"
+    csv_header = ("meterId", "kwhConsumedAc", "voltage", "timestamp")
+    csv_fields = ("energy_kwh", "voltage_v")
+
+
+# --- Series and attribution ----------------------------------------------------------------------
+
+BUCKET = OpenApiParameter(
+    "bucket",
+    str,
+    enum=["hour", "day"],
+    description="Bucket width, aligned to UTC hours or days (default hour). The first and last "
+    "buckets are clipped to the window.",
+)
+SERIES_ITEM_EXAMPLE = {
+    "start": "2026-02-10T10:00:00Z",
+    "end": "2026-02-10T11:00:00Z",
+    "totalAcConsumedKwh": 12.5,
+    "totalDcDeliveredKwh": 10.1,
+    "efficiencyPct": 80.8,
+    "avgBatteryTempC": 34.1,
+    "status": "FAULT_DETECTED",
+}
+IDLE_ITEM_EXAMPLE = {
+    "start": "2026-02-10T11:00:00Z",
+    "end": "2026-02-10T11:30:00Z",
+    "totalAcConsumedKwh": 0.0016,
+    "totalDcDeliveredKwh": 0.0,
+    "efficiencyPct": None,
+    "avgBatteryTempC": 21.3,
+    "status": "IDLE",
+}
+
+
+def _judgement(params) -> dict[str, float]:
+    """The status rule's parameters, `threshold` and `minChargeKwh`, as selector keywords."""
+    return {
+        "threshold": parse_threshold(params),
+        "min_charge_kwh": parse_min_charge_kwh(params),
+    }
+
+
+class VehicleSeriesView(APIView):
+    renderer_classes = [JSONRenderer, CSVRenderer]
+
+    @extend_schema(
+        operation_id="analytics_vehicle_series",
+        summary="Charging efficiency of one vehicle per hour or day",
+        description=(
+            "The per-vehicle figures for each UTC hour or day bucket of the window (`hours=N` "
+            "ending now, or `from` and `to`; default the last 24 hours), each judged by the same "
+            "status rule. Exact at assignment edges: the buckets sum to the per-vehicle answer "
+            "over the same window. As CSV (`Accept: text/csv` or `format=csv`): one line per "
+            "bucket."
+        ),
+        tags=["analytics"],
+        parameters=[VEHICLE_ID, HOURS, FROM, TO, BUCKET, THRESHOLD, MIN_CHARGE_KWH, FORMAT],
+        responses={
+            200: OpenApiResponse(
+                VehicleSeriesSerializer,
+                examples=[
+                    OpenApiExample(
+                        "a charge, then parked",
+                        value={
+                            "vehicleId": "V-1",
+                            "from": "2026-02-10T10:00:00Z",
+                            "to": "2026-02-10T11:30:00Z",
+                            "bucket": "hour",
+                            "threshold": 85.0,
+                            "minChargeKwh": 1.0,
+                            "meterIds": ["M-1"],
+                            "items": [SERIES_ITEM_EXAMPLE, IDLE_ITEM_EXAMPLE],
+                        },
+                    )
+                ],
+            ),
+            400: BAD_PARAMETER,
+            401: UNAUTHENTICATED,
+            404: _not_found("vehicle"),
+        },
+    )
+    def get(self, request, vehicleId: str):
+        params = request.query_params
+        window = parse_window(params, now=timezone.now())
+        bucket = parse_bucket(params)
+        judgement = _judgement(params)
+        try:
+            series = vehicle_series(
+                vehicle_id=vehicleId, start=window.start, end=window.end, bucket=bucket, **judgement
+            )
+        except VehicleNotFound:
+            raise NotFound(f"No vehicle {vehicleId!r}.") from None
+        return Response(VehicleSeriesSerializer({**series.__dict__, **judgement}).data)
+
+
+class FleetSeriesView(APIView):
+    renderer_classes = [JSONRenderer, CSVRenderer]
+
+    @extend_schema(
+        operation_id="analytics_fleet_series",
+        summary="Fleet totals per hour or day",
+        description="The fleet summary's totals (AC of meters while assigned, DC of every "
+        "vehicle) for each UTC hour or day bucket of the fleet window, with the fleet's "
+        "efficiency and status per bucket; the buckets sum to the summary's totals. As CSV "
+        "(`Accept: text/csv` or `format=csv`): one line per bucket." + _FLEET_WINDOW_NOTE,
+        tags=["analytics"],
+        parameters=[FLEET_HOURS, BUCKET, THRESHOLD, MIN_CHARGE_KWH, FORMAT],
+        responses={
+            200: OpenApiResponse(
+                FleetSeriesSerializer,
+                examples=[
+                    OpenApiExample(
+                        "two hours",
+                        value={
+                            "from": "2026-02-10T10:00:00Z",
+                            "to": "2026-02-10T11:30:00Z",
+                            "hours": 2,
+                            "bucket": "hour",
+                            "threshold": 85.0,
+                            "minChargeKwh": 1.0,
+                            "items": [
+                                {**SERIES_ITEM_EXAMPLE, "status": "OK", "efficiencyPct": 89.4},
+                                {**SERIES_ITEM_EXAMPLE, **IDLE_ITEM_EXAMPLE},
+                            ],
+                        },
+                    )
+                ],
+            ),
+            400: BAD_PARAMETER,
+            401: UNAUTHENTICATED,
+        },
+    )
+    def get(self, request):
+        params = request.query_params
+        hours = parse_hours(params)
+        bucket = parse_bucket(params)
+        judgement = _judgement(params)
+        series = fleet_series(hours=hours, now=timezone.now(), bucket=bucket, **judgement)
+        body = {**series.__dict__, "hours": hours, **judgement}
+        return Response(FleetSeriesSerializer(body).data)
+
+
+DAYS = OpenApiParameter(
+    "days",
+    int,
+    description="Window of the last N days as whole hour buckets ([start of the current hour − "
+    "(24 N − 1) h, now]); 1 to ANALYTICS_MAX_WINDOW_DAYS, default 7.",
+)
+
+
+class FleetAttributionView(APIView):
+    @extend_schema(
+        operation_id="analytics_fleet_attribution",
+        summary="Who is to blame: the charger or the vehicle",
+        description=(
+            "Every (vehicle, meter) pairing of the window is judged by the status rule on the "
+            "meter's AC and the vehicle's DC while that assignment held (exact at assignment "
+            "edges). A meter low (FAULT_DETECTED) with two or more different vehicles is "
+            "CHARGER_SUSPECTED; a vehicle low on two or more different meters is "
+            "VEHICLE_SUSPECTED. IDLE pairings (less AC than minChargeKwh) are never low. Each "
+            "suspect comes with the evidence: all its pairings in the window."
+        ),
+        tags=["analytics"],
+        parameters=[DAYS, THRESHOLD, MIN_CHARGE_KWH],
+        responses={
+            200: OpenApiResponse(
+                FleetAttributionSerializer,
+                examples=[
+                    OpenApiExample(
+                        "a faulty charger",
+                        value={
+                            "from": "2026-02-03T11:00:00Z",
+                            "to": "2026-02-10T10:15:00Z",
+                            "days": 7,
+                            "threshold": 85.0,
+                            "minChargeKwh": 1.0,
+                            "suspects": [
+                                {
+                                    "verdict": "CHARGER_SUSPECTED",
+                                    "meterId": "M-7",
+                                    "vehicleId": None,
+                                    "pairings": [
+                                        {
+                                            "vehicleId": vehicle,
+                                            "meterId": "M-7",
+                                            "totalAcConsumedKwh": ac,
+                                            "totalDcDeliveredKwh": dc,
+                                            "efficiencyPct": pct,
+                                            "readings": {"vehicle": 180, "meter": 180},
+                                            "status": "FAULT_DETECTED",
+                                        }
+                                        for vehicle, ac, dc, pct in (
+                                            ("V-3", 30.0, 21.6, 72.0),
+                                            ("V-9", 25.0, 18.5, 74.0),
+                                        )
+                                    ],
+                                }
+                            ],
+                        },
+                    )
+                ],
+            ),
+            400: BAD_PARAMETER,
+            401: UNAUTHENTICATED,
+        },
+    )
+    def get(self, request):
+        params = request.query_params
+        days = parse_days(params)
+        judgement = _judgement(params)
+        attribution = fleet_attribution(days=days, now=timezone.now(), **judgement)
+        body = {**attribution.__dict__, "days": days, **judgement}
+        return Response(FleetAttributionSerializer(body).data)

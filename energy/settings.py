@@ -307,6 +307,8 @@ MQTT_METRICS_PORT = env_int("MQTT_METRICS_PORT", 0, minimum=0)
 ANALYTICS_FAULT_THRESHOLD_PCT = env_float(
     "ANALYTICS_FAULT_THRESHOLD_PCT", 85.0, minimum=1.0, maximum=100.0
 )
+# AC (kWh) below which a vehicle's window is IDLE: nothing was charged, nothing to judge.
+ANALYTICS_MIN_CHARGE_KWH = env_float("ANALYTICS_MIN_CHARGE_KWH", 1.0, minimum=0.001, maximum=1000.0)
 # Longest window an analytics query may cover, in days.
 ANALYTICS_MAX_WINDOW_DAYS = env_int("ANALYTICS_MAX_WINDOW_DAYS", 31, minimum=1)
 

@@ -11,6 +11,14 @@ meter sees that DC energy divided by the vehicle's charging efficiency (88–94 
 85 % for the faulty share) with a little noise; an idle vehicle draws ~0 kWh and slowly loses
 charge; the battery warms while charging and cools towards its ambient temperature while idle.
 A few readings arrive late (out of order) and a few twice, as real devices do.
+
+Every verdict of the analytics shows on a fleet of eight vehicles or more: a share of the vehicles
+stays parked all along (idle: the charge point's standby draw, ~0.0016 kWh over six hours, no
+DC); a faulty charger (its meter draws 25 % more than it delivers) serves two healthy vehicles
+one after the other; a faulty vehicle is charged on two meters; one meter goes silent for the
+last half hour (its vehicle keeps reporting); one vehicle's meter under-reads so that DC > AC.
+The vehicles of these scenarios plug in at the start and again at the swap, so each pairing
+charges.
 """
 
 import random
@@ -26,6 +34,11 @@ LATE_SHARE = 0.001
 DUPLICATE_SHARE = 0.0005
 HEALTHY_EFFICIENCY = (0.88, 0.94)
 FAULTY_EFFICIENCY = (0.70, 0.83)
+# The faulty charger's meter sees this much more AC; the anomalous meter sees DC times this.
+CHARGER_FAULT_FACTOR = 1.25
+ANOMALY_FACTOR = 0.9
+SILENT_MINUTES = 30
+SCENARIO_MIN_VEHICLES = 8
 
 # A reading: (METER_KIND, meter_id, step, kwh_consumed_ac, voltage)
 #         or (VEHICLE_KIND, vehicle_id, step, soc, kwh_delivered_dc, battery_temp)
@@ -55,11 +68,29 @@ class FleetPlan:
     # Step at which the swapped pairs change meters (len(steps) if nobody is swapped).
     swap_step: int
     swapped_pairs: tuple[tuple[int, int], ...]
+    # Parked all along: never charge.
+    idle: frozenset[str] = frozenset()
+    # The scenarios (None / empty below SCENARIO_MIN_VEHICLES vehicles).
+    faulty_charger: str | None = None  # a meter id
+    faulty_charger_vehicles: tuple[str, ...] = ()  # served one after the other
+    two_meter_vehicle: str | None = None  # faulty, charged on two meters
+    silent_meter: str | None = None
+    silent_from_step: int = 0
+    anomaly_vehicle: str | None = None
+
+    @property
+    def scenario_vehicles(self) -> frozenset[str]:
+        """Vehicles whose figures a scenario bends (not the plain healthy or faulty kind)."""
+        meters = {self.faulty_charger, self.silent_meter}
+        silent = {v for v, m in zip(self.vehicle_ids, self.meter_ids, strict=True) if m in meters}
+        named = {*self.faulty_charger_vehicles, self.two_meter_vehicle, self.anomaly_vehicle}
+        return frozenset((silent | named) - {None})
 
     @property
     def reading_count(self) -> int:
         """Readings on time (late and duplicate copies come on top)."""
-        return 2 * len(self.vehicle_ids) * self.steps
+        silent = self.steps - self.silent_from_step if self.silent_meter else 0
+        return 2 * len(self.vehicle_ids) * self.steps - silent
 
     def timestamp(self, step: int) -> datetime:
         return self.start + self.interval * step
@@ -91,40 +122,70 @@ def fleet_plan(
     seed: int,
     start: datetime,
     prefix: str = "SIM",
+    idle_share: float = 0.0,
 ) -> FleetPlan:
-    """Draw the fleet: ids, efficiencies, the faulty share, and a few mid-period reassignments."""
+    """Draw the fleet: ids, efficiencies, the faulty and idle shares, a few mid-period
+    reassignments, and (from SCENARIO_MIN_VEHICLES vehicles) the scenarios of every verdict."""
     if vehicles < 1:
         raise ValueError("A fleet needs at least one vehicle.")
     if interval_seconds < 1:
         raise ValueError("The interval is at least one second.")
     if not 0 <= fault_share <= 1:
         raise ValueError("The fault share is between 0 and 1.")
+    if not 0 <= idle_share <= 1:
+        raise ValueError("The idle share is between 0 and 1.")
     rng = random.Random(f"plan:{seed}")
     steps = int(hours * 3600 // interval_seconds)
     width = max(5, len(str(vehicles)))
     vehicle_ids = tuple(f"{prefix}-V-{i:0{width}d}" for i in range(1, vehicles + 1))
     meter_ids = tuple(f"{prefix}-M-{i:0{width}d}" for i in range(1, vehicles + 1))
-    faulty_count = round(vehicles * fault_share)
-    faulty = frozenset(rng.sample(vehicle_ids, faulty_count))
+    interval = timedelta(seconds=interval_seconds)
+    steps_ok = steps >= 2
+    # Scenario vehicles first (their own generator, so the rest of the draw keeps its values):
+    # charger pair (c, d), faulty vehicle and partner (f, g), silent meter's vehicle, anomaly.
+    scenario_rng = random.Random(f"scenarios:{seed}")
+    scenario: list[int] = (
+        scenario_rng.sample(range(vehicles), 6)
+        if vehicles >= SCENARIO_MIN_VEHICLES and steps_ok
+        else []
+    )
+    others = [vid for i, vid in enumerate(vehicle_ids) if i not in scenario]
+    faulty_count = min(round(vehicles * fault_share), len(others))
+    faulty = set(rng.sample(others, faulty_count))
+    if scenario:
+        faulty.add(vehicle_ids[scenario[2]])
     efficiency = {
         vid: rng.uniform(*(FAULTY_EFFICIENCY if vid in faulty else HEALTHY_EFFICIENCY))
         for vid in vehicle_ids
     }
-    interval = timedelta(seconds=interval_seconds)
+    healthy = [vid for vid in others if vid not in faulty]
+    idle = frozenset(rng.sample(healthy, min(round(vehicles * idle_share), len(healthy))))
 
     # About 1 % of the vehicles (at least one pair when there are two) swap meters half-way.
-    pair_count = max(1, vehicles // 100) if vehicles >= 2 and steps >= 2 else 0
-    chosen = rng.sample(range(vehicles), 2 * pair_count)
-    swapped_pairs = tuple(
-        (min(chosen[2 * k], chosen[2 * k + 1]), max(chosen[2 * k], chosen[2 * k + 1]))
-        for k in range(pair_count)
-    )
+    free = [i for i in range(vehicles) if i not in scenario]
+    pair_count = max(1, vehicles // 100) if len(free) >= 2 and steps_ok else 0
+    chosen = rng.sample(free, 2 * pair_count)
+    pairs = [(chosen[2 * k], chosen[2 * k + 1]) for k in range(pair_count)]
+    if scenario:
+        pairs += [(scenario[0], scenario[1]), (scenario[2], scenario[3])]
+    swapped_pairs = tuple((min(a, b), max(a, b)) for a, b in pairs)
     swap_step = steps // 2 if swapped_pairs else steps
     assignments = [SimAssignment(vehicle_ids[i], meter_ids[i], start) for i in range(vehicles)]
     swap_at = start + interval * swap_step
     for a, b in swapped_pairs:
         assignments.append(SimAssignment(vehicle_ids[a], meter_ids[b], swap_at))
         assignments.append(SimAssignment(vehicle_ids[b], meter_ids[a], swap_at))
+    extra = {}
+    if scenario:
+        c, d, f, _, silent, anomaly = scenario
+        extra = dict(
+            faulty_charger=meter_ids[c],
+            faulty_charger_vehicles=(vehicle_ids[c], vehicle_ids[d]),
+            two_meter_vehicle=vehicle_ids[f],
+            silent_meter=meter_ids[silent],
+            silent_from_step=max(1, steps - SILENT_MINUTES * 60 // interval_seconds),
+            anomaly_vehicle=vehicle_ids[anomaly],
+        )
     return FleetPlan(
         seed=seed,
         start=start,
@@ -133,10 +194,12 @@ def fleet_plan(
         vehicle_ids=vehicle_ids,
         meter_ids=meter_ids,
         efficiency=efficiency,
-        faulty=faulty,
+        faulty=frozenset(faulty),
         assignments=tuple(assignments),
         swap_step=swap_step,
         swapped_pairs=swapped_pairs,
+        idle=idle,
+        **extra,
     )
 
 
@@ -163,6 +226,22 @@ def fleet_readings(plan: FleetPlan) -> Iterator[list[SimReading]]:
     temp = [ambient[i] + rng.uniform(-2.0, 2.0) for i in range(count)]
     target = [rng.uniform(80.0, 100.0) for _ in range(count)]
     charging = [rng.random() < 0.5 for _ in range(count)]
+    parked = [vid in plan.idle for vid in vehicle_ids]
+    charging = [charging[i] and not parked[i] for i in range(count)]
+    meter_position = {mid: k for k, mid in enumerate(meter_ids)}
+    # AC seen by each meter per kWh the vehicle's charger drew.
+    meter_factor = [1.0] * count
+    if plan.faulty_charger is not None:
+        meter_factor[meter_position[plan.faulty_charger]] = CHARGER_FAULT_FACTOR
+    anomaly = plan.anomaly_vehicle
+    if anomaly is not None:
+        meter_factor[vehicle_ids.index(anomaly)] = ANOMALY_FACTOR * plan.efficiency[anomaly]
+    silent = -1 if plan.silent_meter is None else meter_position[plan.silent_meter]
+    plug_in = [
+        i
+        for i, vid in enumerate(vehicle_ids)
+        if vid in {*plan.faulty_charger_vehicles, plan.two_meter_vehicle, anomaly}
+    ]
     # On average a vehicle plugs in again after about four idle hours; at once below 25 %.
     start_chance = min(1.0, hours_per_step / 4)
     drain_per_step = 3.0 * hours_per_step  # % per hour while away / idle
@@ -172,6 +251,10 @@ def fleet_readings(plan: FleetPlan) -> Iterator[list[SimReading]]:
     for step in range(plan.steps):
         if step == plan.swap_step:
             meter_index = [plan.meter_of(i, step) for i in range(count)]
+        if step in (0, plan.swap_step):
+            for i in plug_in:  # the scenarios' vehicles charge in each period
+                soc[i] = min(soc[i], 40.0)
+                charging[i], target[i] = True, 90.0
         out: list[SimReading] = []
         append = out.append
         for i in range(count):
@@ -179,7 +262,7 @@ def fleet_readings(plan: FleetPlan) -> Iterator[list[SimReading]]:
             if charging[i]:
                 taper = 1.0 if s < 80.0 else max(0.15, (100.0 - s) / 20.0)
                 dc = charger_kw[i] * hours_per_step * taper * (0.98 + 0.04 * rand())
-                ac = dc / eff[i] * (0.99 + 0.02 * rand())
+                ac = dc / eff[i] * meter_factor[meter_index[i]] * (0.99 + 0.02 * rand())
                 s += dc / capacity[i] * 100.0
                 if s >= target[i]:
                     charging[i] = False
@@ -189,7 +272,9 @@ def fleet_readings(plan: FleetPlan) -> Iterator[list[SimReading]]:
                 # Standby draw of the charge point, next to nothing.
                 ac = 0.0002 * rand() if rand() < 0.05 else 0.0
                 s -= drain_per_step * rand()
-                if s < 25.0 or rand() < start_chance:
+                if parked[i]:
+                    s = max(s, 30.0)  # parked at home, not driven: no reason to plug in
+                elif s < 25.0 or rand() < start_chance:
                     charging[i] = True
                     target[i] = 80.0 + 20.0 * rand()
                 t_goal = ambient[i]
@@ -206,7 +291,8 @@ def fleet_readings(plan: FleetPlan) -> Iterator[list[SimReading]]:
                 round(ac, 5),
                 round(nominal_v[i] + 6.0 * (rand() - 0.5), 1),
             )
-            for reading in (vehicle, meter):
+            silent_now = meter_index[i] == silent and step >= plan.silent_from_step
+            for reading in (vehicle,) if silent_now else (vehicle, meter):
                 roll = rand()
                 if roll < LATE_SHARE:
                     pending.setdefault(step + 2 + int(8 * rand()), []).append(reading)

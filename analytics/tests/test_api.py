@@ -244,7 +244,13 @@ class TestFleetSummaryApi:
             "totalAcConsumedKwh": 30.0,
             "totalDcDeliveredKwh": 24.4,
             "efficiencyPct": 81.33,
-            "byStatus": {"OK": 1, "FAULT_DETECTED": 2, "ANOMALY": 0, "INSUFFICIENT_DATA": 1},
+            "byStatus": {
+                "OK": 1,
+                "FAULT_DETECTED": 2,
+                "ANOMALY": 0,
+                "IDLE": 0,
+                "INSUFFICIENT_DATA": 1,
+            },
         }
 
     def test_a_bad_threshold_is_a_400(self, analyst_client, fleet):

@@ -14,7 +14,13 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from analytics.selectors import fleet_inefficient, fleet_summary, vehicle_performance
+from analytics.selectors import (
+    fleet_attribution,
+    fleet_inefficient,
+    fleet_series,
+    fleet_summary,
+    vehicle_performance,
+)
 from fleet.models import Meter, Vehicle
 from telemetry.partitions import partitions_ensure
 from telemetry.selectors import vehicle_readings
@@ -173,17 +179,30 @@ class TestVehiclePerformancePlan:
         }
 
 
+METER_EDGES = {"telemetry_meterreading_p20260209", "telemetry_meterreading_p20260210"}
+VEHICLE_EDGES = {"telemetry_vehiclereading_p20260209", "telemetry_vehiclereading_p20260210"}
+
+
 class TestFleetPlans:
     @pytest.mark.parametrize(
-        "run",
+        "run, edges",
         [
-            lambda: fleet_inefficient(hours=24, now=NOW, threshold=85, limit=50, offset=0),
-            lambda: fleet_summary(hours=24, now=NOW, threshold=85),
+            (
+                lambda: fleet_inefficient(hours=24, now=NOW, threshold=85, limit=50, offset=0),
+                METER_EDGES,
+            ),
+            (lambda: fleet_summary(hours=24, now=NOW, threshold=85), METER_EDGES),
+            (lambda: fleet_series(hours=24, now=NOW, bucket="hour", threshold=85), METER_EDGES),
+            # Attribution also reads the vehicles' raw partial hours at assignment edges.
+            (
+                lambda: fleet_attribution(days=1, now=NOW, threshold=85),
+                METER_EDGES | VEHICLE_EDGES,
+            ),
         ],
-        ids=["inefficient", "summary"],
+        ids=["inefficient", "summary", "series", "attribution"],
     )
-    def test_fleet_answers_read_rollups_and_only_the_window_s_raw_meter_edges_by_index(
-        self, loaded, run
+    def test_fleet_answers_read_rollups_and_only_the_window_s_raw_edges_by_index(
+        self, loaded, run, edges
     ):
         statements = captured(run)
 
@@ -193,8 +212,8 @@ class TestFleetPlans:
         raw = relations - set(ROLLUPS)
         assert len(statements) == 1
         assert set(ROLLUPS) <= relations
-        # Raw rows only for assignments' partial hours: meter partitions of the window's days.
-        assert raw <= {"telemetry_meterreading_p20260209", "telemetry_meterreading_p20260210"}
+        # Raw rows only for assignments' partial hours: partitions of the window's days.
+        assert raw <= edges
         assert {node for node, _, _ in found} <= INDEX_SCANS
         assert {index for _, _, index in found if index} <= {
             "telemetry_meterhourly_key",

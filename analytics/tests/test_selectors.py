@@ -459,6 +459,7 @@ class TestFleetSummary:
                 "OK": 1,
                 "FAULT_DETECTED": 1,
                 "ANOMALY": 0,
+                "IDLE": 0,
                 "INSUFFICIENT_DATA": 1,
             },
         }

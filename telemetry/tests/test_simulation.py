@@ -38,7 +38,7 @@ class TestFleetPlan:
         first, second = plan(), plan()
 
         assert first.faulty == second.faulty
-        assert len(first.faulty) == 10
+        assert len(first.faulty) == 10 + 1  # the share, and the scenario's faulty vehicle
         assert plan(seed=12).faulty != first.faulty
 
     def test_a_few_vehicles_swap_meters_half_way(self):
@@ -46,7 +46,7 @@ class TestFleetPlan:
 
         swaps = [a for a in fleet.assignments if a.valid_from != START]
 
-        assert len(swaps) == 2
+        assert len(swaps) == 2 + 4  # one pair at random, two of the scenarios
         assert {a.valid_from for a in swaps} == {START + timedelta(hours=3)}
         assert all(a.vehicle_id.split("-")[-1] != a.meter_id.split("-")[-1] for a in swaps)
 
@@ -60,7 +60,7 @@ class TestFleetPlan:
 
 class TestFleetReadings:
     def test_faulty_vehicles_charge_below_85_percent_and_healthy_ones_above(self):
-        fleet = plan(hours=12)
+        fleet = plan(hours=12, idle_share=0.2)
         dc: dict[int, float] = defaultdict(float)
         ac_by_meter_step: dict[tuple[str, int], float] = {}
         seen: set = set()
@@ -78,15 +78,24 @@ class TestFleetReadings:
         for index in range(len(fleet.vehicle_ids)):
             for step in range(fleet.steps):
                 meter = fleet.meter_ids[fleet.meter_of(index, step)]
-                ac[index] += ac_by_meter_step[(meter, step)]
+                ac[index] += ac_by_meter_step.get((meter, step), 0.0)  # silent meter
         efficiency = {
             fleet.vehicle_ids[i]: 100 * dc[i] / ac[i] for i in range(len(fleet.vehicle_ids))
         }
 
         faulty = [efficiency[v] for v in fleet.faulty]
-        healthy = [e for v, e in efficiency.items() if v not in fleet.faulty]
+        plain = fleet.faulty | fleet.scenario_vehicles | fleet.idle
+        # (A vehicle may stay unplugged all along by chance, like a parked one.)
+        healthy = [e for v, e in efficiency.items() if v not in plain and e > 0]
+        charger = [efficiency[v] for v in fleet.faulty_charger_vehicles]
         assert faulty and max(faulty) < 85
         assert min(healthy) > 86
+        # Half of their time on the faulty charger (-20 %): below the healthy range.
+        assert max(charger) < 86
+        assert efficiency[fleet.anomaly_vehicle] > 100
+        parked = [fleet.vehicle_ids.index(v) for v in fleet.idle]
+        assert len(parked) == 8
+        assert all(dc[i] == 0 and ac[i] < 0.01 for i in parked)  # standby draw only
 
     def test_idle_intervals_draw_next_to_nothing_and_values_stay_in_bounds(self):
         readings = [r for batch in fleet_readings(plan()) for r in batch]

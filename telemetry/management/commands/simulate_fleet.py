@@ -23,7 +23,9 @@ from telemetry.simulation import default_start, fleet_plan
 class Command(BaseCommand):
     help = (
         "Simulate a fleet: N vehicles charging through N meters (mapped, a few reassigned "
-        "half-way, a share of them faulty) for H hours, written to the database or to an "
+        "half-way, a share of them faulty, a share parked; from 8 vehicles a faulty charger "
+        "serving two vehicles, a faulty vehicle on two meters, a meter going silent and an "
+        "anomaly) for H hours, written to the database or to an "
         "NDJSON/CSV file for import_telemetry. For demos and benchmarks, run on demand; the same "
         "--seed and --start give the same readings, and re-running into the database is safe "
         "(nothing is stored twice)."
@@ -40,6 +42,12 @@ class Command(BaseCommand):
             type=float,
             default=0.05,
             help="Share of vehicles charging below 85 %% efficiency (default 0.05).",
+        )
+        parser.add_argument(
+            "--idle-share",
+            type=float,
+            default=0.2,
+            help="Share of vehicles parked all along: standby draw, no DC (default 0.2).",
         )
         parser.add_argument("--seed", type=int, default=1, help="Random seed (default 1).")
         parser.add_argument(
@@ -63,6 +71,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, vehicles, hours, interval, fault_share, seed, start, out, **options):
         chunk_size = options["chunk_size"]
+        idle_share = options["idle_share"]
+        if not 0 <= idle_share <= 1:
+            raise CommandError("--idle-share is a share between 0 and 1 (0.2 = 20 %).")
         if vehicles < 1:
             raise CommandError("--vehicles must be at least 1.")
         if hours <= 0:
@@ -87,6 +98,7 @@ class Command(BaseCommand):
             fault_share=fault_share,
             seed=seed,
             start=first,
+            idle_share=idle_share,
         )
         last = plan.timestamp(plan.steps - 1)
         if last > now + timedelta(seconds=settings.TELEMETRY_MAX_FUTURE_SECONDS):
@@ -96,7 +108,11 @@ class Command(BaseCommand):
             )
         progress_stream = options.get("stderr") or sys.stderr
         self.stderr.write(
-            f"Fleet: {vehicles} vehicles, {len(plan.faulty)} faulty, "
+            f"Fleet: {vehicles} vehicles, {len(plan.faulty)} faulty, {len(plan.idle)} parked, "
+            f"faulty charger {plan.faulty_charger or '-'} (serving "
+            f"{' then '.join(plan.faulty_charger_vehicles) or '-'}), faulty vehicle on two meters "
+            f"{plan.two_meter_vehicle or '-'}, silent meter {plan.silent_meter or '-'}, anomaly "
+            f"{plan.anomaly_vehicle or '-'}; "
             f"{len(plan.swapped_pairs)} pairs swapping meters at "
             f"{plan.timestamp(plan.swap_step).isoformat() if plan.swapped_pairs else '-'}; "
             f"{plan.steps} intervals from {first.isoformat()}, ~{plan.reading_count:,} readings."
