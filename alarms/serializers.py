@@ -35,15 +35,3 @@ class AlarmSerializer(serializers.Serializer):
 
     def get_subject(self, alarm) -> str:
         return alarm.subject.lower()
-
-
-class AlarmErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField()
-
-
-class AlarmParameterErrorSerializer(serializers.Serializer):
-    """`{"<parameter>": ["<message>"]}`: the parameter at fault, and why."""
-
-    limit = serializers.ListField(child=serializers.CharField(), required=False)
-    status = serializers.ListField(child=serializers.CharField(), required=False)
-    type = serializers.ListField(child=serializers.CharField(), required=False)

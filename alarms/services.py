@@ -134,39 +134,36 @@ def _plan_efficiency(
     threshold: float,
 ) -> None:
     clear_above = threshold + settings.ALARM_CLEAR_MARGIN_PCT
+
+    def efficiency_recovered(figures: VehicleFigures) -> bool:
+        # Hysteresis: back above the threshold by the margin, not merely at it. A window with
+        # nothing to judge (IDLE, INSUFFICIENT_DATA) keeps the alarm: no evidence of a fix.
+        return figures.efficiency_pct is not None and figures.efficiency_pct >= clear_above
+
+    def consistent(figures: VehicleFigures) -> bool:
+        return figures.status in _JUDGED_CONSISTENT
+
+    rules = (
+        (AlarmType.LOW_EFFICIENCY, PerformanceStatus.FAULT_DETECTED, efficiency_recovered),
+        (AlarmType.ANOMALY, PerformanceStatus.ANOMALY, consistent),
+    )
     for figures in all_figures:
         latest = _efficiency_figures(figures, start=start, end=end, threshold=threshold)
         vehicle = Vehicle(pk=figures.vehicle_pk, vehicle_id=figures.vehicle_id)
-
-        low = plan.refresh((AlarmType.LOW_EFFICIENCY, AlarmSubject.VEHICLE, vehicle.pk), latest)
-        if low is not None:
-            # Hysteresis: back above the threshold by the margin, not merely at it. A window with
-            # nothing to judge (IDLE, INSUFFICIENT_DATA) keeps the alarm: no evidence of a fix.
-            if figures.efficiency_pct is not None and figures.efficiency_pct >= clear_above:
-                plan.clear(low)
-        elif figures.status == PerformanceStatus.FAULT_DETECTED:
-            plan.open(
-                Alarm(
-                    type=AlarmType.LOW_EFFICIENCY,
-                    subject=AlarmSubject.VEHICLE,
-                    vehicle=vehicle,
-                    figures=latest,
+        for alarm_type, opening_status, clears in rules:
+            alarm = plan.refresh((alarm_type, AlarmSubject.VEHICLE, vehicle.pk), latest)
+            if alarm is not None:
+                if clears(figures):
+                    plan.clear(alarm)
+            elif figures.status == opening_status:
+                plan.open(
+                    Alarm(
+                        type=alarm_type,
+                        subject=AlarmSubject.VEHICLE,
+                        vehicle=vehicle,
+                        figures=dict(latest),
+                    )
                 )
-            )
-
-        anomaly = plan.refresh((AlarmType.ANOMALY, AlarmSubject.VEHICLE, vehicle.pk), latest)
-        if anomaly is not None:
-            if figures.status in _JUDGED_CONSISTENT:
-                plan.clear(anomaly)
-        elif figures.status == PerformanceStatus.ANOMALY:
-            plan.open(
-                Alarm(
-                    type=AlarmType.ANOMALY,
-                    subject=AlarmSubject.VEHICLE,
-                    vehicle=vehicle,
-                    figures=latest,
-                )
-            )
 
 
 def _plan_offline(plan: _Plan, silent: list[SilentDevice]) -> None:

@@ -16,13 +16,15 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from alarms.models import Alarm, AlarmType
+from alarms.openapi import (
+    INVALID_CURSOR,
+    UNAUTHENTICATED,
+    error_response,
+    field_errors_serializer,
+)
 from alarms.pagination import AlarmCursorPagination
 from alarms.selectors import AlarmState, alarm_get, alarm_list
-from alarms.serializers import (
-    AlarmErrorSerializer,
-    AlarmParameterErrorSerializer,
-    AlarmSerializer,
-)
+from alarms.serializers import AlarmSerializer
 from alarms.services import alarm_acknowledge
 from fleet.models import DEVICE_ID_PATTERN
 
@@ -88,25 +90,15 @@ OFFLINE_EXAMPLE = {
 }
 
 
-def _error(description: str, detail: str) -> OpenApiResponse:
-    return OpenApiResponse(
-        AlarmErrorSerializer,
-        description=description,
-        examples=[OpenApiExample(description, value={"detail": detail}, response_only=True)],
-    )
-
-
-UNAUTHENTICATED = _error(
-    "No credentials (a session cookie or `Authorization: Token <token>`).",
-    "Authentication credentials were not provided.",
-)
-FORBIDDEN = _error(
+FORBIDDEN = error_response(
     "Not staff: only staff may acknowledge alarms.",
     "You do not have permission to perform this action.",
 )
-NOT_FOUND = _error("No alarm has this id.", "No alarm 404.")
+NOT_FOUND = error_response("No alarm has this id.", "No alarm 404.")
 BAD_PARAMETER = OpenApiResponse(
-    AlarmParameterErrorSerializer,
+    field_errors_serializer(
+        "AlarmParameterErrorSerializer", ["status", "type", "vehicleId", "meterId", "limit"]
+    ),
     description="A query parameter does not parse; the body names it.",
     examples=[
         OpenApiExample(
@@ -184,8 +176,8 @@ def _parse_list_params(params) -> dict:
             ),
             400: BAD_PARAMETER,
             401: UNAUTHENTICATED,
-            403: _error("The credentials are not valid.", "Invalid token."),
-            404: _error("The `cursor` is not one this API issued.", "Invalid cursor"),
+            403: error_response("The credentials are not valid.", "Invalid token."),
+            404: INVALID_CURSOR,
         },
     )
 )

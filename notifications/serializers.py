@@ -29,18 +29,3 @@ class WebhookEndpointSerializer(serializers.Serializer):
         help_text="Alarm types to notify; empty (the default) means every type.",
     )
     createdAt = serializers.DateTimeField(source="created_at", read_only=True)
-
-
-class NotificationErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField()
-
-
-class WebhookEndpointErrorSerializer(serializers.Serializer):
-    """`{"<field>": ["<message>"]}` for each field at fault."""
-
-    url = serializers.ListField(child=serializers.CharField(), required=False)
-    secret = serializers.ListField(child=serializers.CharField(), required=False)
-    active = serializers.ListField(child=serializers.CharField(), required=False)
-    alarmTypes = serializers.ListField(child=serializers.CharField(), required=False)
-    limit = serializers.ListField(child=serializers.CharField(), required=False)
-    limit = serializers.ListField(child=serializers.CharField(), required=False)

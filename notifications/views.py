@@ -13,13 +13,15 @@ from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from alarms.openapi import (
+    INVALID_CURSOR,
+    UNAUTHENTICATED,
+    error_response,
+    field_errors_serializer,
+)
 from alarms.pagination import StrictLimitCursorPagination
 from notifications.models import WebhookEndpoint
-from notifications.serializers import (
-    NotificationErrorSerializer,
-    WebhookEndpointErrorSerializer,
-    WebhookEndpointSerializer,
-)
+from notifications.serializers import WebhookEndpointSerializer
 from notifications.services import (
     EndpointChange,
     endpoint_create,
@@ -42,25 +44,16 @@ CREATE_EXAMPLE = {
 }
 
 
-def _error(description: str, detail: str) -> OpenApiResponse:
-    return OpenApiResponse(
-        NotificationErrorSerializer,
-        description=description,
-        examples=[OpenApiExample(description, value={"detail": detail}, response_only=True)],
-    )
-
-
-UNAUTHENTICATED = _error(
-    "No credentials (a session cookie or `Authorization: Token <token>`).",
-    "Authentication credentials were not provided.",
-)
-FORBIDDEN = _error(
+FORBIDDEN = error_response(
     "Not staff: only staff manage webhook endpoints.",
     "You do not have permission to perform this action.",
 )
-NOT_FOUND = _error("No endpoint has this id.", "No webhook endpoint 404.")
+NOT_FOUND = error_response("No endpoint has this id.", "No webhook endpoint 404.")
+ENDPOINT_ERRORS = field_errors_serializer(
+    "WebhookEndpointErrorSerializer", ["url", "secret", "active", "alarmTypes", "limit"]
+)
 INVALID = OpenApiResponse(
-    WebhookEndpointErrorSerializer,
+    ENDPOINT_ERRORS,
     description="A field is missing or does not parse; each one at fault is named.",
     examples=[
         OpenApiExample(
@@ -93,7 +86,7 @@ class EndpointPagination(StrictLimitCursorPagination):
                 examples=[OpenApiExample("An endpoint", value=ENDPOINT_EXAMPLE)],
             ),
             400: OpenApiResponse(
-                WebhookEndpointErrorSerializer,
+                ENDPOINT_ERRORS,
                 description="`limit` does not parse or is out of range.",
                 examples=[
                     OpenApiExample(
@@ -105,7 +98,7 @@ class EndpointPagination(StrictLimitCursorPagination):
             ),
             401: UNAUTHENTICATED,
             403: FORBIDDEN,
-            404: _error("The `cursor` is not one this API issued.", "Invalid cursor"),
+            404: INVALID_CURSOR,
         },
     )
 )

@@ -1,13 +1,13 @@
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 
 from alarms.models import Alarm, AlarmSubject, AlarmType
 from alarms.services import _Plan, _plan_efficiency, alarm_acknowledge, alarms_evaluate
 from alarms.tests.conftest import NOW, charge, heartbeat, mapped_pair
 from analytics.selectors import VehicleFigures
+from testsupport.concurrency import run_together
 
 ONE_HOUR_AGO = NOW - timedelta(hours=1)
 
@@ -261,25 +261,8 @@ class TestConcurrentEvaluations:
         mapped_pair("V-2", "M-2")
         charge("V-1", "M-1", start=now - timedelta(minutes=30), efficiency_pct=50)
         charge("V-2", "M-2", start=now - timedelta(minutes=30), efficiency_pct=130)
-        barrier = threading.Barrier(2)
-        results, errors = [], []
+        results = run_together(lambda: alarms_evaluate(now=now))
 
-        def evaluate():
-            try:
-                barrier.wait()
-                results.append(alarms_evaluate(now=now))
-            except Exception as error:  # reported below
-                errors.append(error)
-            finally:
-                connection.close()
-
-        threads = [threading.Thread(target=evaluate) for _ in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-
-        assert errors == []
         opened = [r.opened for r in results]
         assert sorted(opened, key=len) == [{}, {"ANOMALY": 1, "LOW_EFFICIENCY": 1}]
         assert Alarm.objects.active().count() == 2

@@ -1,11 +1,9 @@
 import hashlib
 import hmac
 import json
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 
 from alarms import services as alarm_services
 from alarms.models import Alarm
@@ -15,6 +13,7 @@ from notifications import services
 from notifications.models import Delivery, DeliveryAttempt, DeliveryStatus, WebhookEndpoint
 from notifications.services import deliveries_enqueue, notifications_deliver
 from notifications.tests.conftest import NOW, SECRET
+from testsupport.concurrency import run_together
 from testsupport.webhook import WebhookReceiver
 
 LEASE = timedelta(seconds=10 + 60)  # NOTIFY_TIMEOUT_SECONDS (default 10) + 60
@@ -231,26 +230,12 @@ class TestConcurrentWorkers:
             mapped_pair(f"V-{n}", f"M-{n}")  # never reported: two offline alarms each
         alarms_evaluate()
         assert Delivery.objects.count() == 12
-        barrier = threading.Barrier(2)
-        runs, errors = [], []
 
         def work():
-            try:
-                barrier.wait()
-                runs.append(notifications_deliver(limit=8))
-                runs.append(notifications_deliver(limit=8))
-            except Exception as error:  # reported below
-                errors.append(error)
-            finally:
-                connection.close()
+            return [notifications_deliver(limit=8), notifications_deliver(limit=8)]
 
-        threads = [threading.Thread(target=work) for _ in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        runs = [run for pair in run_together(work) for run in pair]
 
-        assert errors == []
         ids = [r.headers["X-Energy-Delivery"] for r in receiver.requests]
         assert len(ids) == 12 == len(set(ids))
         assert sum(run.delivered for run in runs) == 12
