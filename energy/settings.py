@@ -154,6 +154,8 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
+# httpx logs every webhook POST at INFO; deliver_notifications prints its own summary per round.
+LOGGING.setdefault("loggers", {})["httpx"] = {"level": "WARNING"}
 
 # --- Database ------------------------------------------------------------------------------------
 
