@@ -117,11 +117,12 @@ class _Plan:
 
     def open(self, alarm: Alarm) -> None:
         alarm.opened_at = alarm.updated_at = self.now
-        alarm.latest = alarm.figures
+        alarm.latest = dict(alarm.figures)
         self.new.append(alarm)
 
     def clear(self, alarm: Alarm) -> None:
-        alarm.cleared_at = self.now
+        # Never before it opened, even if the clock stepped back since.
+        alarm.cleared_at = max(self.now, alarm.opened_at)
         self.cleared.append(alarm)
 
 
@@ -287,8 +288,8 @@ def alarms_evaluate(*, now: datetime | None = None) -> AlarmEvaluation:
         evaluated_at=now,
         window_start=start,
         vehicles=len(all_figures),
-        opened=dict(Counter(a.type for a in plan.new)),
-        cleared=dict(Counter(a.type for a in plan.cleared)),
+        opened=dict(Counter(str(a.type) for a in plan.new)),
+        cleared=dict(Counter(str(a.type) for a in plan.cleared)),
         active=active,
         deliveries=deliveries,
     )

@@ -51,12 +51,16 @@ def main() -> None:
     parser.add_argument("--hours", type=int, default=24)
     parser.add_argument("--interval", type=int, default=300, help="seconds between readings")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--reuse", action="store_true", help="keep an earlier run's fleet (its alarms are deleted)"
+    )
     args = parser.parse_args()
 
     url = os.environ.get(
         "BENCH_ALARMS_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/energy_bench_alarms"
     )
-    recreate(url)
+    if not args.reuse:
+        recreate(url)
     os.environ.update(DATABASE_URL=url, SECRET_KEY=os.environ.get("SECRET_KEY", "bench-only"))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "energy.settings")
     sys.path.insert(0, str(ROOT))
@@ -65,27 +69,34 @@ def main() -> None:
     django.setup()
     from django.conf import settings
     from django.core.management import call_command
-    from django.utils import timezone
+    from django.db import connection
 
     from alarms.models import Alarm
     from alarms.services import alarms_evaluate
     from analytics.selectors import fleet_vehicle_figures, fleet_window
+    from fleet.models import Vehicle
     from notifications.models import Delivery, WebhookEndpoint
     from telemetry.models import MeterHourly, VehicleHourly, VehicleStatus
 
     call_command("migrate", verbosity=0)
     started = time.perf_counter()
-    call_command(
-        "simulate_fleet",
-        vehicles=args.vehicles,
-        hours=args.hours,
-        interval=args.interval,
-        seed=7,
-        stderr=open(os.devnull, "w"),  # noqa: SIM115 - tqdm's bar, not wanted here
-    )
+    if args.reuse:
+        Delivery.objects.all().delete()
+        Alarm.objects.all().delete()
+    else:
+        call_command(
+            "simulate_fleet",
+            vehicles=args.vehicles,
+            hours=args.hours,
+            interval=args.interval,
+            seed=7,
+            stderr=open(os.devnull, "w"),  # noqa: SIM115 - tqdm's bar, not wanted here
+        )
+        WebhookEndpoint.objects.create(
+            url="http://127.0.0.1:9/bench", secret="bench-secret-16chars"
+        )
     load_seconds = time.perf_counter() - started
-    WebhookEndpoint.objects.create(url="http://127.0.0.1:9/bench", secret="bench-secret-16chars")
-    with __import__("django.db").db.connection.cursor() as cursor:
+    with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
     last_reading = VehicleStatus.objects.order_by("-recorded_at").first().recorded_at
     now = last_reading + timedelta(minutes=1)
@@ -105,7 +116,8 @@ def main() -> None:
     silent_at = last_reading + timedelta(minutes=20)
     worst_s, _, worst = timed(lambda: alarms_evaluate(now=silent_at), 1)
 
-    print(f"fleet: {args.vehicles:,} vehicles and meters, {args.hours} h every {args.interval} s")
+    vehicles = Vehicle.objects.count()
+    print(f"fleet: {vehicles:,} vehicles and meters, {args.hours} h every {args.interval} s")
     print(
         f"       loaded in {load_seconds:.0f} s; rollup rows: {MeterHourly.objects.count():,} "
         f"meter + {VehicleHourly.objects.count():,} vehicle"
@@ -134,7 +146,7 @@ def main() -> None:
         f"target: well under 10 s at 10,000 vehicles; alarms {Alarm.objects.count():,}, "
         f"deliveries {Delivery.objects.count():,}"
     )
-    del timezone
+    print(f"load average (1, 5, 15 min) on {os.cpu_count()} CPUs: {os.getloadavg()}")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ from django.core.management.base import CommandError
 
 from alarms.models import Alarm
 from alarms.tests.conftest import NOW, charge, heartbeat, mapped_pair
+from notifications.models import Delivery, DeliveryStatus, WebhookEndpoint
+from testsupport.webhook import WebhookReceiver
 
 
 class TestEvaluateAlarms:
@@ -41,3 +43,19 @@ class TestDeliverNotifications:
         assert out.getvalue().strip() == (
             "0 deliveries attempted: 0 delivered, 0 to retry, 0 failed"
         )
+
+    def test_drains_a_backlog_larger_than_a_batch(self, db, clock):
+        with WebhookReceiver() as receiver:
+            WebhookEndpoint.objects.create(url=receiver.url, secret="s" * 16)
+            for n in range(3):
+                mapped_pair(f"V-{n}", f"M-{n}")  # never reported: 6 offline alarms
+            call_command("evaluate_alarms", stdout=StringIO())
+            out = StringIO()
+
+            call_command("deliver_notifications", "--batch", "4", stdout=out)
+
+        assert out.getvalue().strip() == (
+            "6 deliveries attempted: 6 delivered, 0 to retry, 0 failed"
+        )
+        assert len(receiver.requests) == 6
+        assert set(Delivery.objects.values_list("status", flat=True)) == {DeliveryStatus.DELIVERED}

@@ -20,8 +20,15 @@ class Command(LoopCommand):
         super().handle(*args, **options)
 
     def run_once(self) -> str:
-        run = notifications_deliver(limit=self.batch)
+        """Rounds of --batch deliveries until one finds fewer due: a backlog drains at once."""
+        totals = dict.fromkeys(("claimed", "delivered", "retrying", "failed"), 0)
+        while True:
+            run = notifications_deliver(limit=self.batch)
+            for name in totals:
+                totals[name] += getattr(run, name)
+            if run.claimed < self.batch:
+                break
         return (
-            f"{run.claimed} deliveries attempted: {run.delivered} delivered, "
-            f"{run.retrying} to retry, {run.failed} failed"
+            f"{totals['claimed']} deliveries attempted: {totals['delivered']} delivered, "
+            f"{totals['retrying']} to retry, {totals['failed']} failed"
         )
