@@ -145,7 +145,9 @@ def backoff_after(attempt: int) -> timedelta:
 def delivery_attempt_record(*, delivery: Delivery, outcome: AttemptOutcome) -> Delivery:
     """Record one attempt and move the delivery on: delivered, retried later, or failed."""
     with transaction.atomic(durable=True):
-        row = Delivery.objects.select_for_update().get(pk=delivery.pk)
+        row = Delivery.objects.select_for_update().filter(pk=delivery.pk).first()
+        if row is None:  # its endpoint was deleted meanwhile: nothing left to record
+            return delivery
         number = row.attempt_count + 1
         DeliveryAttempt.objects.create(
             delivery=row,

@@ -239,3 +239,26 @@ class TestConcurrentWorkers:
         ids = [r.headers["X-Energy-Delivery"] for r in receiver.requests]
         assert len(ids) == 12 == len(set(ids))
         assert sum(run.delivered for run in runs) == 12
+
+
+class TestDeletedEndpoint:
+    def test_an_endpoint_deleted_mid_send_does_not_break_the_round(
+        self, db, moving_clock, receiver, monkeypatch
+    ):
+        target = endpoint(receiver.url)
+        a_faulty_vehicle()
+        alarms_evaluate()
+        real_post = services._post
+
+        def post_then_delete(client, delivery):
+            outcome = real_post(client, delivery)
+            WebhookEndpoint.objects.filter(pk=target.pk).delete()
+            return outcome
+
+        monkeypatch.setattr(services, "_post", post_then_delete)
+
+        run = notifications_deliver()
+
+        assert run.claimed == 1
+        assert len(receiver.requests) == 1
+        assert not Delivery.objects.exists()
