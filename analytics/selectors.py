@@ -873,6 +873,35 @@ ORDER BY s.verdict, CASE WHEN s.verdict = 'CHARGER_SUSPECTED' THEN m.meter_id
 )
 
 
+# --- Fleet: every vehicle's figures (alarm evaluation) -------------------------------------------
+
+
+@dataclass(frozen=True)
+class VehicleFigures:
+    """One mapped vehicle's figures over a fleet window, as `fleet_vehicle_figures` reads them."""
+
+    vehicle_pk: int
+    vehicle_id: str
+    meter_ids: tuple[str, ...]
+    ac_kwh: float
+    dc_kwh: float
+    efficiency_pct: float | None
+    status: str
+
+
+# Every vehicle an assignment maps in the window (meter_ids is null for the others), with the
+# figures of `_FIGURES_CTE`, so alarms follow the one status rule of the fleet endpoints.
+_VEHICLE_FIGURES_SQL = (
+    _FIGURES_CTE
+    + """
+SELECT v.id, figures.code, figures.meter_ids, figures.ac_kwh, figures.dc_kwh, figures.efficiency,
+       figures.status
+FROM figures JOIN fleet_vehicle v ON v.vehicle_id = figures.code
+WHERE figures.meter_ids IS NOT NULL
+"""
+)
+
+
 def fleet_attribution(
     *, days: int, now: datetime, threshold: float, min_charge_kwh: float | None = None
 ) -> FleetAttribution:
@@ -923,3 +952,34 @@ def attribution_for_vehicle(
         days=days, now=now, threshold=threshold, min_charge_kwh=min_charge_kwh
     )
     return attribution.for_vehicle(vehicle_id)
+
+
+def fleet_vehicle_figures(
+    *, start: datetime, end: datetime, threshold: float, min_charge_kwh: float
+) -> list[VehicleFigures]:
+    """Every mapped vehicle's exact AC/DC figures and status over [start, end]; one statement.
+
+    The window is the fleet endpoints' (whole rollup hours from `start`, the last one current).
+    Raw SQL for the reasons of the module docstring: a set-based read of the fleet is one
+    statement of ~0.2 s at 10,000 vehicles, where a per-vehicle loop is 20,000 statements.
+    `min_charge_kwh` is the IDLE bound of the status rule.
+    """
+    rows = _fleet_execute(
+        _VEHICLE_FIGURES_SQL,
+        start=start,
+        end=end,
+        threshold=threshold,
+        min_charge_kwh=min_charge_kwh,
+    )
+    return [
+        VehicleFigures(
+            vehicle_pk=int(pk),
+            vehicle_id=code,
+            meter_ids=tuple(meter_ids.split(",")),
+            ac_kwh=round(float(ac_kwh), 4),
+            dc_kwh=round(float(dc_kwh), 4),
+            efficiency_pct=None if efficiency is None else round(float(efficiency), 2),
+            status=status,
+        )
+        for pk, code, meter_ids, ac_kwh, dc_kwh, efficiency, status in rows
+    ]

@@ -101,6 +101,8 @@ INSTALLED_APPS = [
     "fleet",
     "telemetry",
     "analytics",
+    "alarms",
+    "notifications",
 ]
 
 MIDDLEWARE = [
@@ -155,6 +157,8 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
+# httpx logs every webhook POST at INFO; deliver_notifications prints its own summary per round.
+LOGGING.setdefault("loggers", {})["httpx"] = {"level": "WARNING"}
 
 # --- Database ------------------------------------------------------------------------------------
 
@@ -234,6 +238,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # One enum component for the alarm types of alarms and of webhook endpoints.
+    "ENUM_NAME_OVERRIDES": {"AlarmTypeEnum": "alarms.models.AlarmType"},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "telemetry.openapi.add_reading_components",
@@ -311,6 +317,21 @@ ANALYTICS_FAULT_THRESHOLD_PCT = env_float(
 ANALYTICS_MIN_CHARGE_KWH = env_float("ANALYTICS_MIN_CHARGE_KWH", 1.0, minimum=0.001, maximum=1000.0)
 # Longest window an analytics query may cover, in days.
 ANALYTICS_MAX_WINDOW_DAYS = env_int("ANALYTICS_MAX_WINDOW_DAYS", 31, minimum=1)
+
+# --- Alarms and notifications --------------------------------------------------------------------
+
+# Window over which `evaluate_alarms` judges each vehicle's efficiency, in hours.
+ALARM_WINDOW_HOURS = env_int("ALARM_WINDOW_HOURS", 24, minimum=1)
+# A LOW_EFFICIENCY alarm clears only once efficiency is this many points above the threshold.
+ALARM_CLEAR_MARGIN_PCT = env_float("ALARM_CLEAR_MARGIN_PCT", 2.0, minimum=0.0, maximum=50.0)
+# A mapped device silent for longer than this many minutes raises DEVICE_OFFLINE.
+ALARM_OFFLINE_AFTER_MINUTES = env_int("ALARM_OFFLINE_AFTER_MINUTES", 15, minimum=1)
+# Attempts of one webhook delivery before it is marked failed.
+NOTIFY_MAX_ATTEMPTS = env_int("NOTIFY_MAX_ATTEMPTS", 8, minimum=1)
+# Seconds one webhook POST may take (connect + response) before it counts as failed.
+NOTIFY_TIMEOUT_SECONDS = env_float("NOTIFY_TIMEOUT_SECONDS", 10.0, minimum=0.1, maximum=300.0)
+# First retry delay in seconds; each further retry waits twice as long (at most an hour).
+NOTIFY_BACKOFF_SECONDS = env_int("NOTIFY_BACKOFF_SECONDS", 30, minimum=1)
 
 # --- Production hardening ------------------------------------------------------------------------
 

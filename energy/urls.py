@@ -21,4 +21,6 @@ urlpatterns = [
     path("", include("telemetry.urls")),
     path("", include("fleet.urls")),
     path("", include("analytics.urls")),
+    path("", include("alarms.urls")),
+    path("", include("notifications.urls")),
 ]

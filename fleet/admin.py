@@ -14,6 +14,7 @@ from django.db.models import Q
 from django.http import HttpResponseRedirect
 from django.utils import timezone
 
+from alarms.admin import alarms_link
 from fleet.models import Meter, MeterAssignment, Vehicle
 from fleet.selectors import assignment_conflict_find
 from fleet.services import AssignmentConflict, meter_assign
@@ -186,7 +187,12 @@ class MeterHistoryInline(AssignmentHistoryInline):
 
 class DeviceAdmin(ServiceTransactionMixin, PrefixSearchMixin, admin.ModelAdmin):
     show_full_result_count = False
-    readonly_fields = ("created_at",)
+    readonly_fields = ("created_at", "alarms")
+    alarm_field = ""  # "vehicle" or "meter": the Alarm field that points at this device
+
+    @admin.display(description="alarms")
+    def alarms(self, device) -> str:
+        return alarms_link(field=self.alarm_field, pk=device.pk)
 
     def save_model(self, request, obj, form, change) -> None:
         super().save_model(request, obj, form, change)
@@ -196,12 +202,13 @@ class DeviceAdmin(ServiceTransactionMixin, PrefixSearchMixin, admin.ModelAdmin):
 @admin.register(Vehicle)
 class VehicleAdmin(DeviceAdmin):
     form = VehicleAdminForm
+    alarm_field = "vehicle"
     list_display = ("vehicle_id", "current_meter", "created_at")
     search_fields = ("vehicle_id",)
     prefix_search_field = "vehicle_id"
     search_help_text = "The vehicle id or its beginning (case-sensitive)."
     fieldsets = (
-        (None, {"fields": ("vehicle_id", "created_at")}),
+        (None, {"fields": ("vehicle_id", "created_at", "alarms")}),
         ("Assign a meter", {"fields": ("meter", "valid_from")}),
     )
     inlines = (VehicleHistoryInline,)
@@ -217,12 +224,13 @@ class VehicleAdmin(DeviceAdmin):
 @admin.register(Meter)
 class MeterAdmin(DeviceAdmin):
     form = MeterAdminForm
+    alarm_field = "meter"
     list_display = ("meter_id", "current_vehicle", "created_at")
     search_fields = ("meter_id",)
     prefix_search_field = "meter_id"
     search_help_text = "The meter id or its beginning (case-sensitive)."
     fieldsets = (
-        (None, {"fields": ("meter_id", "created_at")}),
+        (None, {"fields": ("meter_id", "created_at", "alarms")}),
         ("Assign to a vehicle", {"fields": ("vehicle", "valid_from")}),
     )
     inlines = (MeterHistoryInline,)
