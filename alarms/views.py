@@ -12,6 +12,7 @@ from drf_spectacular.utils import (
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.generics import ListAPIView
 from rest_framework.permissions import IsAdminUser
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -26,6 +27,7 @@ from alarms.pagination import AlarmCursorPagination
 from alarms.selectors import AlarmState, alarm_get, alarm_list
 from alarms.serializers import AlarmSerializer
 from alarms.services import alarm_acknowledge
+from analytics.exports import CSVRenderer
 from fleet.models import DEVICE_ID_PATTERN
 
 # fullmatch, not `$`: a trailing newline makes an id invalid.
@@ -146,7 +148,8 @@ def _parse_list_params(params) -> dict:
         summary="List alarms",
         description=(
             "Alarms newest opened first, cursor-paginated (follow `next`; `limit` 1–1000, default "
-            "100). `LOW_EFFICIENCY` opens when a vehicle is FAULT_DETECTED over the last "
+            "100); as CSV with `Accept: text/csv` or `?format=csv` (a row per alarm of the page). "
+            "`LOW_EFFICIENCY` opens when a vehicle is FAULT_DETECTED over the last "
             "ALARM_WINDOW_HOURS and clears once its efficiency is back above the threshold by "
             "ALARM_CLEAR_MARGIN_PCT; `ANOMALY` opens on DC > AC and clears on a charge with "
             "DC <= AC; `DEVICE_OFFLINE` opens for a mapped vehicle or meter silent for longer than "
@@ -183,6 +186,7 @@ def _parse_list_params(params) -> dict:
 )
 class AlarmListView(ListAPIView):
     serializer_class = AlarmSerializer
+    renderer_classes = [JSONRenderer, CSVRenderer]
     pagination_class = AlarmCursorPagination
     filter_backends: list = []
 

@@ -60,6 +60,20 @@ class TestAlarmList:
         }
 
     @pytest.mark.parametrize(
+        ("query", "headers"), [("?format=csv", {}), ("", {"HTTP_ACCEPT": "text/csv"})]
+    )
+    def test_the_page_comes_as_csv_too(self, analyst_client, alarms, query, headers):
+        response = analyst_client.get(f"/v1/alarms{query}", **headers)
+
+        assert response.status_code == 200
+        assert response["Content-Type"] == "text/csv; charset=utf-8"
+        header, *rows = response.content.decode().splitlines()
+        assert header.split(",")[:4] == ["id", "type", "subject", "vehicleId"]
+        assert [row.split(",")[0] for row in rows] == [
+            str(alarms[name].pk) for name in ("low", "offline", "anomaly")
+        ]
+
+    @pytest.mark.parametrize(
         ("query", "expected"),
         [
             ("status=active", ["low", "anomaly"]),
