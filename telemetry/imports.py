@@ -55,6 +55,7 @@ from telemetry.services import (
     Row,
     Stream,
     devices_resolve,
+    postgres_conflicts_sql,
     postgres_store_sql,
     readings_store,
 )
@@ -744,15 +745,15 @@ _STAGING = {
 
 def _staging_source(stream: Stream) -> str:
     table, _ = _STAGING[stream]
-    # A freshly filled temporary table is read in the order it was copied: the file's order.
-    return (
-        f"SELECT device, recorded_at, {', '.join(stream.columns)}, row_number() OVER () "
-        f"FROM {table}"
-    )
+    return f"SELECT device, recorded_at, {', '.join(stream.columns)} FROM {table}"
 
 
 _STAGED_STORE_SQL = {
     stream: postgres_store_sql(stream, _staging_source(stream))
+    for stream in (METER_STREAM, VEHICLE_STREAM)
+}
+_STAGED_CONFLICTS_SQL = {
+    stream: postgres_conflicts_sql(stream, _staging_source(stream))
     for stream in (METER_STREAM, VEHICLE_STREAM)
 }
 
@@ -797,7 +798,11 @@ def _copy_and_store(work: _PostgresWork) -> tuple[int, int]:
         with cursor.cursor.copy(f"COPY {table} FROM STDIN (FORMAT BINARY)") as copy:
             copy.write(work.copy_data)
         cursor.execute(_STAGED_STORE_SQL[work.stream], [received_at])
-        stored, _, conflicts = cursor.fetchone()
+        stored, copied = cursor.fetchone()
+        conflicts = 0
+        if stored < copied:
+            cursor.execute(_STAGED_CONFLICTS_SQL[work.stream])
+            conflicts = cursor.fetchone()[0]
         return stored, conflicts
 
 

@@ -5,6 +5,7 @@ Readings are validated with msgspec rather than DRF serializers: about 1 µs a r
 below are also the source of the OpenAPI schema of the ingest routes (see `reading_json_schemas`).
 """
 
+import functools
 import re
 import sys
 from dataclasses import dataclass, field
@@ -65,11 +66,21 @@ _AT_PATH = re.compile(r" - at `\$[^`]*`$")
 _json_decoder = msgspec.json.Decoder()
 
 
+@functools.lru_cache(maxsize=8)
+def _seconds(seconds: int) -> timedelta:
+    return timedelta(seconds=seconds)
+
+
+@functools.lru_cache(maxsize=8)
+def _days(days: int) -> timedelta:
+    return timedelta(days=days)
+
+
 class MalformedBody(ValueError):
     """The body is not JSON, or not a shape that holds readings."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ReadingLimits:
     """The time window and energy bound a reading must fall in, fixed once per request."""
 
@@ -91,15 +102,16 @@ class ReadingLimits:
         """Limits from the settings (TELEMETRY_MAX_FUTURE_SECONDS, TELEMETRY_MAX_AGE_DAYS,
         TELEMETRY_MAX_KWH_PER_READING) unless given; `allow_older` lifts the age limit."""
         if max_future is None:
-            max_future = timedelta(seconds=settings.TELEMETRY_MAX_FUTURE_SECONDS)
-        if max_age is None:
-            max_age = timedelta(days=settings.TELEMETRY_MAX_AGE_DAYS)
-        earliest = EARLIEST_REPRESENTABLE if allow_older else now - max_age
+            max_future = _seconds(settings.TELEMETRY_MAX_FUTURE_SECONDS)
+        if allow_older:
+            earliest = EARLIEST_REPRESENTABLE
+        else:
+            earliest = now - (max_age or _days(settings.TELEMETRY_MAX_AGE_DAYS))
         return cls(
-            now=now,
-            earliest=earliest,
-            latest=now + max_future,
-            max_kwh=settings.TELEMETRY_MAX_KWH_PER_READING if max_kwh is None else max_kwh,
+            now,
+            earliest,
+            now + max_future,
+            settings.TELEMETRY_MAX_KWH_PER_READING if max_kwh is None else max_kwh,
         )
 
     def admits(self, reading: "MeterReadingIn | VehicleReadingIn") -> bool:
@@ -179,22 +191,32 @@ def readings_parse(
     limits = limits or ReadingLimits.of(now=now, max_future=max_future)
     parsed = ParsedReadings(is_batch=is_batch)
     meters, vehicles = parsed.meters, parsed.vehicles
-    convert, admits = msgspec.convert, limits.admits
+    convert, earliest, latest, max_kwh = (
+        msgspec.convert,
+        limits.earliest,
+        limits.latest,
+        limits.max_kwh,
+    )
     for index, item in enumerate(items):
-        # Fast path: one conversion and one range check; anything wrong goes to `item_errors`.
+        # Fast path: one conversion and the range checks of `ReadingLimits.admits`, inlined (a
+        # method call per reading is measurable at 5,000 a request); anything wrong goes to
+        # `item_errors`, which says what.
         struct = _fast_struct(item, kind)
-        reading = None
         if struct is not None:
             try:
                 reading = convert(item, struct)
             except msgspec.ValidationError:
-                reading = None
-        if reading is None or not admits(reading):
-            parsed.rejected.append(Rejection(index, item_errors(item, kind=kind, limits=limits)))
-        elif struct is MeterReadingIn:
-            meters.append((index, reading))
-        else:
-            vehicles.append((index, reading))
+                pass
+            else:
+                if earliest <= reading.timestamp <= latest:
+                    if struct is MeterReadingIn:
+                        if reading.kwh_consumed_ac <= max_kwh:
+                            meters.append((index, reading))
+                            continue
+                    elif reading.kwh_delivered_dc <= max_kwh:
+                        vehicles.append((index, reading))
+                        continue
+        parsed.rejected.append(Rejection(index, item_errors(item, kind=kind, limits=limits)))
     return parsed
 
 

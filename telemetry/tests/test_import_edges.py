@@ -91,4 +91,5 @@ def test_an_import_reports_conflicts_and_keeps_the_stored_readings(tmp_path):
 
     assert "stored 1, duplicates 3, rejected 0, conflicts 2" in out
     assert MeterReading.objects.get(recorded_at=T0).energy_kwh == 1.0
-    assert MeterReading.objects.get(recorded_at=T0 + timedelta(minutes=1)).energy_kwh == 1.0
+    # Two rows of one key in one file: one is stored (which one, within a chunk, is unspecified).
+    assert MeterReading.objects.filter(recorded_at=T0 + timedelta(minutes=1)).count() == 1

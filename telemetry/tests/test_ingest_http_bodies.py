@@ -15,7 +15,8 @@ from telemetry.models import MeterReading, VehicleReading
 from telemetry.services import api_key_create
 from telemetry.tests.factories import meter_payload, vehicle_payload
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# gunicorn serves the test database from another process: PostgreSQL (SQLite's is in memory).
+pytestmark = [pytest.mark.postgresql, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
