@@ -8,11 +8,13 @@ must parse and be in range.
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.utils.dateparse import parse_datetime
 from rest_framework.exceptions import ValidationError
+
+from api.params import EARLIEST, LATEST, instant_in_range, parse_int, shown
 
 DEFAULT_WINDOW_HOURS = 24
 
@@ -35,25 +37,22 @@ def _max_window() -> timedelta:
 
 def parse_hours(params: Mapping[str, str], *, default: int = DEFAULT_WINDOW_HOURS) -> int:
     """`?hours=N`: a whole number of hours, 1 ≤ N ≤ ANALYTICS_MAX_WINDOW_DAYS × 24."""
-    raw = params.get("hours")
-    if raw is None:
-        return default
-    try:
-        hours = int(raw.strip())
-    except ValueError:
-        raise _fail("hours", f"{raw!r} is not a whole number of hours.") from None
-    limit = settings.ANALYTICS_MAX_WINDOW_DAYS * 24
-    if not 1 <= hours <= limit:
-        raise _fail(
-            "hours",
-            f"Must be between 1 and {limit} (ANALYTICS_MAX_WINDOW_DAYS = "
-            f"{settings.ANALYTICS_MAX_WINDOW_DAYS} days); got {hours}.",
-        )
-    return hours
+    return parse_int(
+        params,
+        "hours",
+        default=default,
+        minimum=1,
+        maximum=settings.ANALYTICS_MAX_WINDOW_DAYS * 24,
+        unit=" of hours",
+        range_note=f" (ANALYTICS_MAX_WINDOW_DAYS = {settings.ANALYTICS_MAX_WINDOW_DAYS} days)",
+    )
 
 
 def parse_instant(params: Mapping[str, str], name: str) -> datetime | None:
-    """An ISO 8601 timestamp with an offset, in UTC; None when absent. Naive is an error."""
+    """An ISO 8601 timestamp with an offset, in UTC; None when absent. Naive is an error.
+
+    Bounded to [EARLIEST, LATEST] in UTC (see `api.params`).
+    """
     raw = params.get(name)
     if raw is None:
         return None
@@ -62,14 +61,23 @@ def parse_instant(params: Mapping[str, str], name: str) -> datetime | None:
     except ValueError:
         value = None
     if value is None:
-        raise _fail(name, f"{raw!r} is not an ISO 8601 timestamp (e.g. 2026-02-10T10:15:00Z).")
+        raise _fail(
+            name, f"{shown(raw)!r} is not an ISO 8601 timestamp (e.g. 2026-02-10T10:15:00Z)."
+        )
     if value.tzinfo is None or value.utcoffset() is None:
         raise _fail(
             name,
-            f"{raw!r} has no UTC offset; add one (e.g. 2026-02-10T10:15:00Z or +01:00). "
+            f"{shown(raw)!r} has no UTC offset; add one (e.g. 2026-02-10T10:15:00Z or +01:00). "
             "A timestamp is never taken as local time.",
         )
-    return value.astimezone(UTC)
+    value = instant_in_range(value)
+    if value is None:
+        raise _fail(
+            name,
+            f"{shown(raw)!r} is out of range: give a moment between "
+            f"{EARLIEST.isoformat()} and {LATEST.isoformat()}.",
+        )
+    return value
 
 
 def parse_window(params: Mapping[str, str], *, now: datetime) -> Window:
@@ -104,14 +112,14 @@ def parse_threshold(params: Mapping[str, str]) -> float:
     try:
         threshold = float(raw.strip())
     except ValueError:
-        raise _fail("threshold", f"{raw!r} is not a number.") from None
+        raise _fail("threshold", f"{shown(raw)!r} is not a number.") from None
     if not math.isfinite(threshold):
-        raise _fail("threshold", f"{raw!r} is not a finite number.")
+        raise _fail("threshold", f"{shown(raw)!r} is not a finite number.")
     if threshold <= 1:
         raise _fail(
             "threshold",
-            f"The threshold is a percentage (e.g. 85 for 85 %), not a ratio; got {raw}.",
+            f"The threshold is a percentage (e.g. 85 for 85 %), not a ratio; got {shown(raw)}.",
         )
     if threshold > 100:
-        raise _fail("threshold", f"The threshold is a percentage of at most 100; got {raw}.")
+        raise _fail("threshold", f"The threshold is a percentage of at most 100; got {shown(raw)}.")
     return threshold

@@ -159,9 +159,3 @@ class MeterHistoryReadingSerializer(serializers.Serializer):
     kwhConsumedAc = serializers.FloatField(source="energy_kwh")
     voltage = serializers.FloatField(source="voltage_v")
     timestamp = serializers.DateTimeField(source="recorded_at")
-
-
-class AnalyticsDetailSerializer(serializers.Serializer):
-    """An error with one message (401, 404)."""
-
-    detail = serializers.CharField()

@@ -1,5 +1,7 @@
 """Query-string filters of the fleet lists; parameter names are camelCase, as on the wire.
 
+Every value is validated (ids in full, booleans strictly): a bad one is a 400 naming it.
+
 Every filter is served by an index: the unique (and `varchar_pattern_ops`) indexes on the device
 ids, and the partial unique indexes on the open assignments.
 """
@@ -8,6 +10,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django_filters import rest_framework as filters
 
+from api.params import device_id_full_validator, device_id_prefix_validator
 from fleet.models import Meter, MeterQuerySet, Vehicle, VehicleQuerySet
 
 
@@ -39,17 +42,24 @@ class StrictBooleanFilter(filters.BooleanFilter):
 
 
 class VehicleFilter(filters.FilterSet):
-    vehicleId = filters.CharFilter(field_name="vehicle_id", help_text="Exactly this vehicle id.")
+    vehicleId = filters.CharFilter(
+        field_name="vehicle_id",
+        validators=[device_id_full_validator],
+        help_text="Exactly this vehicle id.",
+    )
     vehicleIdPrefix = filters.CharFilter(
         field_name="vehicle_id",
         lookup_expr="startswith",
+        validators=[device_id_prefix_validator],
         help_text="Vehicle ids starting with this text (case-sensitive).",
     )
     hasMeter = StrictBooleanFilter(
         method="filter_has_meter", help_text="Only vehicles a meter serves now (true), or none."
     )
     meterId = filters.CharFilter(
-        method="filter_meter_id", help_text="The vehicle this meter serves now."
+        method="filter_meter_id",
+        validators=[device_id_full_validator],
+        help_text="The vehicle this meter serves now.",
     )
 
     class Meta:
@@ -64,17 +74,24 @@ class VehicleFilter(filters.FilterSet):
 
 
 class MeterFilter(filters.FilterSet):
-    meterId = filters.CharFilter(field_name="meter_id", help_text="Exactly this meter id.")
+    meterId = filters.CharFilter(
+        field_name="meter_id",
+        validators=[device_id_full_validator],
+        help_text="Exactly this meter id.",
+    )
     meterIdPrefix = filters.CharFilter(
         field_name="meter_id",
         lookup_expr="startswith",
+        validators=[device_id_prefix_validator],
         help_text="Meter ids starting with this text (case-sensitive).",
     )
     hasVehicle = StrictBooleanFilter(
         method="filter_has_vehicle", help_text="Only meters serving a vehicle now (true), or none."
     )
     vehicleId = filters.CharFilter(
-        method="filter_vehicle_id", help_text="The meter serving this vehicle now."
+        method="filter_vehicle_id",
+        validators=[device_id_full_validator],
+        help_text="The meter serving this vehicle now.",
     )
 
     class Meta:
