@@ -6,8 +6,8 @@ parameter, never an ignored filter.
 
 import django_filters
 
+from api.filters import StrictBooleanFilter, StrictFilterSet
 from api.params import device_id_full_validator
-from fleet.filters import StrictBooleanFilter
 from telemetry.models import MeterStatus, VehicleStatus
 
 
@@ -35,7 +35,7 @@ def _stale_filter() -> StrictBooleanFilter:
     )
 
 
-class VehicleStatusFilter(django_filters.FilterSet):
+class VehicleStatusFilter(StrictFilterSet):
     socLt = SocFilter(
         method="filter_soc_lt",
         label="Only vehicles whose state of charge (%, 0 to 100) is below this.",
@@ -60,7 +60,7 @@ class VehicleStatusFilter(django_filters.FilterSet):
         return queryset.soc_above(value)
 
 
-class MeterStatusFilter(django_filters.FilterSet):
+class MeterStatusFilter(StrictFilterSet):
     stale = _stale_filter()
     meterId = DeviceCodeInFilter(
         field_name="meter_code", label="Only these meters (comma-separated ids)."

@@ -36,7 +36,7 @@ from analytics.serializers import (
     VehicleLiveStatusSerializer,
     VehiclePerformanceSerializer,
 )
-from api.openapi import bad_parameters, not_found
+from api.openapi import METER_ID, VEHICLE_ID, bad_parameters, not_found
 from api.pagination import INVALID_CURSOR, StrictCursorPagination
 from api.params import device_id_or_404, parse_int
 from telemetry.models import MeterReading, VehicleReading
@@ -52,12 +52,6 @@ from telemetry.selectors import (
 
 # --- OpenAPI pieces ------------------------------------------------------------------------------
 
-VEHICLE_ID = OpenApiParameter(
-    "vehicleId", str, OpenApiParameter.PATH, description="The vehicle's id, e.g. V-1."
-)
-METER_ID = OpenApiParameter(
-    "meterId", str, OpenApiParameter.PATH, description="The meter's id, e.g. M-1."
-)
 HOURS = OpenApiParameter(
     "hours",
     int,

@@ -7,7 +7,7 @@ parameter or body field that does not parse or is out of range). Views declare t
 operation the 401 and the 503 that all of them share, defined once under `components/responses`.
 """
 
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
 
 ERROR_DETAIL_REF = {"$ref": "#/components/schemas/ErrorDetail"}
 PARAMETER_ERRORS_REF = {"$ref": "#/components/schemas/ParameterErrors"}
@@ -68,6 +68,29 @@ _RESPONSES = {
         },
     },
 }
+
+
+_DEVICE_ID_SCHEMA = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 64,
+    "pattern": "^[A-Za-z0-9_.:\\-]{1,64}$",
+}
+
+
+def device_id_parameter(name: str, kind: str, example: str) -> OpenApiParameter:
+    """A device id in the path; one that cannot be an id (pattern) is a 404."""
+    return OpenApiParameter(
+        name,
+        _DEVICE_ID_SCHEMA,
+        OpenApiParameter.PATH,
+        description=f"The {kind}'s id (1–64 characters of A–Z a–z 0–9 _ - . :), e.g. {example}.",
+        examples=[OpenApiExample(example, value=example)],
+    )
+
+
+VEHICLE_ID = device_id_parameter("vehicleId", "vehicle", "V-1")
+METER_ID = device_id_parameter("meterId", "meter", "M-1")
 
 
 def bad_parameters(description: str, **examples: str) -> OpenApiResponse:

@@ -42,6 +42,8 @@ class StrictCursorPagination(CursorPagination):
         )
 
     def decode_cursor(self, request):
+        if not request.query_params.get(self.cursor_query_param, "x"):
+            raise ValidationError({self.cursor_query_param: [INVALID_CURSOR]})
         try:
             cursor = super().decode_cursor(request)
         except NotFound:

@@ -22,3 +22,5 @@ urlpatterns = [
     path("", include("fleet.urls")),
     path("", include("analytics.urls")),
 ]
+
+handler404 = "api.views.page_not_found"

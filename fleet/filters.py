@@ -6,42 +6,14 @@ Every filter is served by an index: the unique (and `varchar_pattern_ops`) index
 ids, and the partial unique indexes on the open assignments.
 """
 
-from django import forms
-from django.core.exceptions import ValidationError
 from django_filters import rest_framework as filters
 
+from api.filters import StrictBooleanFilter, StrictFilterSet
 from api.params import device_id_full_validator, device_id_prefix_validator
 from fleet.models import Meter, MeterQuerySet, Vehicle, VehicleQuerySet
 
 
-class StrictBooleanField(forms.NullBooleanField):
-    """`true`/`false` (or `1`/`0`); anything else is a 400, never silently ignored."""
-
-    widget = forms.TextInput
-
-    def to_python(self, value):
-        if value in (None, ""):
-            return None
-        text = str(value).strip().lower()
-        if text in ("true", "1"):
-            return True
-        if text in ("false", "0"):
-            return False
-        raise ValidationError("Must be true or false.", code="invalid")
-
-    def validate(self, value) -> None:
-        return None
-
-
-class StrictBooleanFilter(filters.BooleanFilter):
-    field_class = StrictBooleanField
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("widget", forms.TextInput)
-        super().__init__(*args, **kwargs)
-
-
-class VehicleFilter(filters.FilterSet):
+class VehicleFilter(StrictFilterSet):
     vehicleId = filters.CharFilter(
         field_name="vehicle_id",
         validators=[device_id_full_validator],
@@ -73,7 +45,7 @@ class VehicleFilter(filters.FilterSet):
         return queryset.served_by(value)
 
 
-class MeterFilter(filters.FilterSet):
+class MeterFilter(StrictFilterSet):
     meterId = filters.CharFilter(
         field_name="meter_id",
         validators=[device_id_full_validator],

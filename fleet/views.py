@@ -14,7 +14,7 @@ from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from api.openapi import bad_parameters, error_detail, not_found
+from api.openapi import VEHICLE_ID, bad_parameters, error_detail, not_found
 from api.pagination import INVALID_CURSOR, StrictCursorPagination
 from api.params import device_id_or_404
 from fleet.filters import MeterFilter, VehicleFilter
@@ -126,6 +126,7 @@ class VehicleDetailView(APIView):
         operation_id="fleet_vehicle_retrieve",
         summary="One vehicle: its current meter and assignment history",
         tags=["fleet"],
+        parameters=[VEHICLE_ID],
         responses={
             200: VehicleDetailSerializer,
             404: not_found("vehicle"),
