@@ -16,6 +16,7 @@ class DeviceCodeInFilter(django_filters.BaseInFilter, django_filters.CharFilter)
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("validators", [device_id_full_validator])
+        kwargs.setdefault("strip", False)  # "V-1\n" is not V-1
         super().__init__(*args, **kwargs)
 
 

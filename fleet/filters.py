@@ -16,12 +16,14 @@ from fleet.models import Meter, MeterQuerySet, Vehicle, VehicleQuerySet
 class VehicleFilter(StrictFilterSet):
     vehicleId = filters.CharFilter(
         field_name="vehicle_id",
+        strip=False,
         validators=[device_id_full_validator],
         help_text="Exactly this vehicle id.",
     )
     vehicleIdPrefix = filters.CharFilter(
         field_name="vehicle_id",
         lookup_expr="startswith",
+        strip=False,
         validators=[device_id_prefix_validator],
         help_text="Vehicle ids starting with this text (case-sensitive).",
     )
@@ -30,6 +32,7 @@ class VehicleFilter(StrictFilterSet):
     )
     meterId = filters.CharFilter(
         method="filter_meter_id",
+        strip=False,
         validators=[device_id_full_validator],
         help_text="The vehicle this meter serves now.",
     )
@@ -48,12 +51,14 @@ class VehicleFilter(StrictFilterSet):
 class MeterFilter(StrictFilterSet):
     meterId = filters.CharFilter(
         field_name="meter_id",
+        strip=False,
         validators=[device_id_full_validator],
         help_text="Exactly this meter id.",
     )
     meterIdPrefix = filters.CharFilter(
         field_name="meter_id",
         lookup_expr="startswith",
+        strip=False,
         validators=[device_id_prefix_validator],
         help_text="Meter ids starting with this text (case-sensitive).",
     )
@@ -62,6 +67,7 @@ class MeterFilter(StrictFilterSet):
     )
     vehicleId = filters.CharFilter(
         method="filter_vehicle_id",
+        strip=False,
         validators=[device_id_full_validator],
         help_text="The meter serving this vehicle now.",
     )

@@ -228,13 +228,9 @@ class MappingCreateView(APIView):
             )
         except DeviceNotRegistered as error:
             field, device_id = error.args
-            raise ValidationError(
-                {
-                    field: [
-                        f"No device {device_id!r} is registered (TELEMETRY_AUTO_REGISTER is off)."
-                    ]
-                }
-            ) from None
+            kind = "vehicle" if field == "vehicleId" else "meter"
+            message = f"No {kind} {device_id!r} is registered (TELEMETRY_AUTO_REGISTER is off)."
+            raise ValidationError({field: [message]}) from None
         except AssignmentConflict as conflict:
             raise AssignmentConflictError("; ".join(conflict.messages)) from None
         return Response(
