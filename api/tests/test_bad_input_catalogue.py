@@ -4,15 +4,12 @@ Each case asserts the status, a JSON body naming the parameter or field at fault
 404 or a body that is not JSON), and that no table changed.
 """
 
-from datetime import timedelta
 from urllib.parse import quote
 
 import pytest
-from django.utils import timezone
 from rest_framework.test import APIClient
 
 from fleet.models import Meter, MeterAssignment, Vehicle
-from fleet.services import mapping_create
 from telemetry.models import (
     MeterHourly,
     MeterReading,
@@ -21,7 +18,6 @@ from telemetry.models import (
     VehicleReading,
     VehicleStatus,
 )
-from telemetry.tests.factories import ingest, meter_payload, vehicle_payload
 
 pytestmark = pytest.mark.django_db
 
@@ -149,16 +145,6 @@ def client(staff_user) -> APIClient:
     client = APIClient(raise_request_exception=False)
     client.force_authenticate(staff_user)
     return client
-
-
-@pytest.fixture
-def fleet():
-    """V-1 on M-1 with ten minutes of readings: the bad input hits real rows, not an empty DB."""
-    now = timezone.now().replace(second=0, microsecond=0)
-    mapping_create(vehicle_id="V-1", meter_id="M-1", valid_from=now - timedelta(days=2))
-    moments = [now - timedelta(minutes=minutes) for minutes in range(1, 11)]
-    ingest([meter_payload("M-1", at=moment) for moment in moments])
-    ingest([vehicle_payload("V-1", at=moment) for moment in moments])
 
 
 def assert_names(response, status: int, key: str) -> None:
