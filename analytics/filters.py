@@ -1,39 +1,51 @@
-"""Filters of the live-status lists (camelCase query parameters, as on the wire)."""
+"""Filters of the live-status lists (camelCase query parameters, as on the wire).
+
+Every value is validated: one that does not parse or is out of range is a 400 naming the
+parameter, never an ignored filter.
+"""
 
 import django_filters
 
+from api.filters import StrictBooleanFilter, StrictFilterSet
+from api.params import device_id_full_validator
 from telemetry.models import MeterStatus, VehicleStatus
 
 
 class DeviceCodeInFilter(django_filters.BaseInFilter, django_filters.CharFilter):
-    """One device id, or several separated by commas."""
+    """One device id, or several separated by commas; each must be a whole device id."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("validators", [device_id_full_validator])
+        kwargs.setdefault("strip", False)  # "V-1\n" is not V-1
+        super().__init__(*args, **kwargs)
 
 
-class StaleFilter(django_filters.TypedChoiceFilter):
-    """`true` / `false` only: an unparsable value is a 400, not an ignored filter.
+class SocFilter(django_filters.NumberFilter):
+    """A state of charge in percent, 0 to 100."""
 
-    (django-filter's BooleanFilter treats any other value as "no filter".) Filters on the
-    `stale` annotation of the status selectors.
-    """
-
-    def __init__(self):
-        super().__init__(
-            field_name="stale",
-            choices=[("true", "true"), ("false", "false")],
-            coerce=lambda value: value == "true",
-            label="true: only devices whose newest reading was received more than "
-            "TELEMETRY_STALE_AFTER_SECONDS ago; false: only the others.",
-        )
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, min_value=0, max_value=100, **kwargs)
 
 
-class VehicleStatusFilter(django_filters.FilterSet):
-    socLt = django_filters.NumberFilter(
-        method="filter_soc_lt", label="Only vehicles whose state of charge (%) is below this."
+def _stale_filter() -> StrictBooleanFilter:
+    # Filters on the `stale` annotation of the status selectors.
+    return StrictBooleanFilter(
+        field_name="stale",
+        label="true: only devices whose newest reading was received more than "
+        "TELEMETRY_STALE_AFTER_SECONDS ago; false: only the others.",
     )
-    socGt = django_filters.NumberFilter(
-        method="filter_soc_gt", label="Only vehicles whose state of charge (%) is above this."
+
+
+class VehicleStatusFilter(StrictFilterSet):
+    socLt = SocFilter(
+        method="filter_soc_lt",
+        label="Only vehicles whose state of charge (%, 0 to 100) is below this.",
     )
-    stale = StaleFilter()
+    socGt = SocFilter(
+        method="filter_soc_gt",
+        label="Only vehicles whose state of charge (%, 0 to 100) is above this.",
+    )
+    stale = _stale_filter()
     vehicleId = DeviceCodeInFilter(
         field_name="vehicle_code", label="Only these vehicles (comma-separated ids)."
     )
@@ -49,8 +61,8 @@ class VehicleStatusFilter(django_filters.FilterSet):
         return queryset.soc_above(value)
 
 
-class MeterStatusFilter(django_filters.FilterSet):
-    stale = StaleFilter()
+class MeterStatusFilter(StrictFilterSet):
+    stale = _stale_filter()
     meterId = DeviceCodeInFilter(
         field_name="meter_code", label="Only these meters (comma-separated ids)."
     )

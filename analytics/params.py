@@ -8,11 +8,13 @@ must parse and be in range.
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.utils.dateparse import parse_datetime
 from rest_framework.exceptions import ValidationError
+
+from api.params import EARLIEST, LATEST, instant_in_range, parse_int, shown
 
 DEFAULT_WINDOW_HOURS = 24
 
@@ -33,37 +35,24 @@ def _max_window() -> timedelta:
     return timedelta(days=settings.ANALYTICS_MAX_WINDOW_DAYS)
 
 
-def _whole_number(
-    params: Mapping[str, str], name: str, *, unit: str, default: int, limit: int, note: str
-) -> int:
-    """`?name=N`: a whole number 1 ≤ N ≤ limit, or `default` when absent."""
-    raw = params.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        raise _fail(name, f"{raw!r} is not a whole number of {unit}.") from None
-    if not 1 <= value <= limit:
-        raise _fail(name, f"Must be between 1 and {limit} ({note}); got {value}.")
-    return value
-
-
 def parse_hours(params: Mapping[str, str], *, default: int = DEFAULT_WINDOW_HOURS) -> int:
     """`?hours=N`: a whole number of hours, 1 ≤ N ≤ ANALYTICS_MAX_WINDOW_DAYS × 24."""
-    days = settings.ANALYTICS_MAX_WINDOW_DAYS
-    return _whole_number(
+    return parse_int(
         params,
         "hours",
-        unit="hours",
         default=default,
-        limit=days * 24,
-        note=f"ANALYTICS_MAX_WINDOW_DAYS = {days} days",
+        minimum=1,
+        maximum=settings.ANALYTICS_MAX_WINDOW_DAYS * 24,
+        unit=" of hours",
+        range_note=f" (ANALYTICS_MAX_WINDOW_DAYS = {settings.ANALYTICS_MAX_WINDOW_DAYS} days)",
     )
 
 
 def parse_instant(params: Mapping[str, str], name: str) -> datetime | None:
-    """An ISO 8601 timestamp with an offset, in UTC; None when absent. Naive is an error."""
+    """An ISO 8601 timestamp with an offset, in UTC; None when absent. Naive is an error.
+
+    Bounded to [EARLIEST, LATEST] in UTC (see `api.params`).
+    """
     raw = params.get(name)
     if raw is None:
         return None
@@ -72,14 +61,23 @@ def parse_instant(params: Mapping[str, str], name: str) -> datetime | None:
     except ValueError:
         value = None
     if value is None:
-        raise _fail(name, f"{raw!r} is not an ISO 8601 timestamp (e.g. 2026-02-10T10:15:00Z).")
+        raise _fail(
+            name, f"{shown(raw)!r} is not an ISO 8601 timestamp (e.g. 2026-02-10T10:15:00Z)."
+        )
     if value.tzinfo is None or value.utcoffset() is None:
         raise _fail(
             name,
-            f"{raw!r} has no UTC offset; add one (e.g. 2026-02-10T10:15:00Z or +01:00). "
+            f"{shown(raw)!r} has no UTC offset; add one (e.g. 2026-02-10T10:15:00Z or +01:00). "
             "A timestamp is never taken as local time.",
         )
-    return value.astimezone(UTC)
+    value = instant_in_range(value)
+    if value is None:
+        raise _fail(
+            name,
+            f"{shown(raw)!r} is out of range: give a moment between "
+            f"{EARLIEST.isoformat()} and {LATEST.isoformat()}.",
+        )
+    return value
 
 
 def parse_window(params: Mapping[str, str], *, now: datetime) -> Window:
@@ -114,9 +112,9 @@ def _finite_number(params: Mapping[str, str], name: str) -> tuple[str, float] | 
     try:
         value = float(raw.strip())
     except ValueError:
-        raise _fail(name, f"{raw!r} is not a number.") from None
+        raise _fail(name, f"{shown(raw)!r} is not a number.") from None
     if not math.isfinite(value):
-        raise _fail(name, f"{raw!r} is not a finite number.")
+        raise _fail(name, f"{shown(raw)!r} is not a finite number.")
     return raw, value
 
 
@@ -129,10 +127,10 @@ def parse_threshold(params: Mapping[str, str]) -> float:
     if threshold <= 1:
         raise _fail(
             "threshold",
-            f"The threshold is a percentage (e.g. 85 for 85 %), not a ratio; got {raw}.",
+            f"The threshold is a percentage (e.g. 85 for 85 %), not a ratio; got {shown(raw)}.",
         )
     if threshold > 100:
-        raise _fail("threshold", f"The threshold is a percentage of at most 100; got {raw}.")
+        raise _fail("threshold", f"The threshold is a percentage of at most 100; got {shown(raw)}.")
     return threshold
 
 
@@ -148,7 +146,7 @@ def parse_min_charge_kwh(params: Mapping[str, str]) -> float:
     raw, value = given
     low, high = MIN_CHARGE_KWH_RANGE
     if not low <= value <= high:
-        raise _fail("minChargeKwh", f"Must be between {low} and {high} kWh; got {raw}.")
+        raise _fail("minChargeKwh", f"Must be between {low} and {high} kWh; got {shown(raw)}.")
     return value
 
 
@@ -156,17 +154,18 @@ def parse_bucket(params: Mapping[str, str]) -> str:
     """`?bucket=hour|day` (default hour)."""
     raw = params.get("bucket", "hour")
     if raw not in BUCKETS:
-        raise _fail("bucket", f"{raw!r} is not a bucket; use hour or day.")
+        raise _fail("bucket", f"{shown(raw)!r} is not a bucket; use hour or day.")
     return raw
 
 
 def parse_days(params: Mapping[str, str], *, default: int = 7) -> int:
     """`?days=N`: a whole number of days, 1 ≤ N ≤ ANALYTICS_MAX_WINDOW_DAYS."""
-    return _whole_number(
+    return parse_int(
         params,
         "days",
-        unit="days",
         default=default,
-        limit=settings.ANALYTICS_MAX_WINDOW_DAYS,
-        note="ANALYTICS_MAX_WINDOW_DAYS",
+        minimum=1,
+        maximum=settings.ANALYTICS_MAX_WINDOW_DAYS,
+        unit=" of days",
+        range_note=" (ANALYTICS_MAX_WINDOW_DAYS)",
     )

@@ -163,12 +163,6 @@ class MeterHistoryReadingSerializer(serializers.Serializer):
     timestamp = serializers.DateTimeField(source="recorded_at")
 
 
-class AnalyticsDetailSerializer(serializers.Serializer):
-    """An error with one message (401, 404)."""
-
-    detail = serializers.CharField()
-
-
 _STATUS_HELP = VehiclePerformanceSerializer._declared_fields["status"].help_text
 
 

@@ -13,9 +13,8 @@ from drf_spectacular.utils import (
     extend_schema,
     extend_schema_view,
 )
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound
 from rest_framework.generics import ListAPIView
-from rest_framework.pagination import CursorPagination
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
@@ -41,7 +40,6 @@ from analytics.selectors import (
     vehicle_series,
 )
 from analytics.serializers import (
-    AnalyticsDetailSerializer,
     FleetAttributionSerializer,
     FleetInefficientPageSerializer,
     FleetSeriesSerializer,
@@ -53,6 +51,9 @@ from analytics.serializers import (
     VehiclePerformanceSerializer,
     VehicleSeriesSerializer,
 )
+from api.openapi import METER_ID, VEHICLE_ID, bad_parameters, not_found
+from api.pagination import INVALID_CURSOR, StrictCursorPagination
+from api.params import device_id_or_404, parse_int
 from telemetry.models import MeterReading, VehicleReading
 from telemetry.selectors import (
     DeviceNotFound,
@@ -66,12 +67,6 @@ from telemetry.selectors import (
 
 # --- OpenAPI pieces ------------------------------------------------------------------------------
 
-VEHICLE_ID = OpenApiParameter(
-    "vehicleId", str, OpenApiParameter.PATH, description="The vehicle's id, e.g. V-1."
-)
-METER_ID = OpenApiParameter(
-    "meterId", str, OpenApiParameter.PATH, description="The meter's id, e.g. M-1."
-)
 HOURS = OpenApiParameter(
     "hours",
     int,
@@ -114,41 +109,46 @@ FLEET_HOURS = OpenApiParameter(
     description="Whole hour buckets: the window is [start of the current hour − (hours − 1) h, "
     "now]. Default 24; at most ANALYTICS_MAX_WINDOW_DAYS × 24.",
 )
-PAGE = OpenApiParameter("page", int, description="Page number, from 1. Default 1.")
-LIMIT = OpenApiParameter("limit", int, description="Items per page, 1 to 500. Default 50.")
-
-BAD_PARAMETER = OpenApiResponse(
-    response=OpenApiTypes.OBJECT,
-    description="A query parameter does not parse or is out of range; the body names it.",
-    examples=[
-        OpenApiExample("hours", value={"hours": ["'abc' is not a whole number of hours."]}),
-        OpenApiExample(
-            "threshold",
-            value={
-                "threshold": [
-                    "The threshold is a percentage (e.g. 85 for 85 %), not a ratio; got 0.85."
-                ]
-            },
-        ),
-    ],
+# Deep pages are refused before they become an OFFSET PostgreSQL cannot hold.
+PAGE_MAX = 1_000_000
+FLEET_LIMIT_MAX = 500
+PAGE = OpenApiParameter(
+    "page",
+    int,
+    description=f"Page number, 1 to {PAGE_MAX:,}. Default 1; past the last page the "
+    "results are empty.",
 )
-UNAUTHENTICATED = OpenApiResponse(
-    response=AnalyticsDetailSerializer,
-    description="No credentials, or invalid ones.",
-    examples=[
-        OpenApiExample(
-            "no credentials", value={"detail": "Authentication credentials were not provided."}
-        )
-    ],
+LIMIT = OpenApiParameter(
+    "limit", int, description=f"Items per page, 1 to {FLEET_LIMIT_MAX}. Default 50."
 )
 
-
-def _not_found(what: str) -> OpenApiResponse:
-    return OpenApiResponse(
-        response=AnalyticsDetailSerializer,
-        description=f"No such {what}.",
-        examples=[OpenApiExample("unknown", value={"detail": f"No {what} 'X-404'."})],
-    )
+BAD_PARAMETER = bad_parameters(
+    "A query parameter does not parse or is out of range; the body names it.",
+    hours="'abc' is not a whole number of hours.",
+    threshold="The threshold is a percentage (e.g. 85 for 85 %), not a ratio; got 0.85.",
+    to="'2026-02-10T10:15:00' has no UTC offset; add one (e.g. 2026-02-10T10:15:00Z or +01:00). "
+    "A timestamp is never taken as local time.",
+)
+BAD_LIST_PARAMETER = bad_parameters(
+    "A query parameter (a filter, `limit`, `cursor`) does not parse or is out of range; the body "
+    "names it.",
+    limit="Must be between 1 and 1000; got 0.",
+    cursor=INVALID_CURSOR,
+    stale="Must be true or false.",
+)
+BAD_HISTORY_PARAMETER = bad_parameters(
+    "A query parameter (the window, `limit`, `cursor`) does not parse or is out of range; the "
+    "body names it.",
+    limit="'abc' is not a whole number.",
+    cursor=INVALID_CURSOR,
+    hours="Must be between 1 and 744 (ANALYTICS_MAX_WINDOW_DAYS = 31 days); got 0.",
+)
+BAD_FLEET_PARAMETER = bad_parameters(
+    "A query parameter does not parse or is out of range; the body names it.",
+    page="Must be between 1 and 1000000; got 0.",
+    limit="Must be between 1 and 500; got 501.",
+    threshold="The threshold is a percentage (e.g. 85 for 85 %), not a ratio; got 0.85.",
+)
 
 
 PERFORMANCE_EXAMPLE = {
@@ -185,11 +185,11 @@ class VehiclePerformanceView(APIView):
                 examples=[OpenApiExample("below threshold", value=PERFORMANCE_EXAMPLE)],
             ),
             400: BAD_PARAMETER,
-            401: UNAUTHENTICATED,
-            404: _not_found("vehicle"),
+            404: not_found("vehicle"),
         },
     )
     def get(self, request, vehicleId: str):
+        device_id_or_404(vehicleId, kind="vehicle")
         window = parse_window(request.query_params, now=timezone.now())
         threshold = parse_threshold(request.query_params)
         min_charge_kwh = parse_min_charge_kwh(request.query_params)
@@ -204,20 +204,6 @@ class VehiclePerformanceView(APIView):
         except VehicleNotFound:
             raise NotFound(f"No vehicle {vehicleId!r}.") from None
         return Response(VehiclePerformanceSerializer(performance).data)
-
-
-def _positive_int(params, name: str, *, default: int, maximum: int | None = None) -> int:
-    raw = params.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        raise ValidationError({name: [f"{raw!r} is not a whole number."]}) from None
-    if value < 1 or (maximum is not None and value > maximum):
-        upper = f" and at most {maximum}" if maximum is not None else ""
-        raise ValidationError({name: [f"Must be at least 1{upper}; got {value}."]})
-    return value
 
 
 _FLEET_WINDOW_NOTE = (
@@ -268,16 +254,15 @@ class FleetInefficientView(APIView):
                     )
                 ],
             ),
-            400: BAD_PARAMETER,
-            401: UNAUTHENTICATED,
+            400: BAD_FLEET_PARAMETER,
         },
     )
     def get(self, request):
         params = request.query_params
         hours = parse_hours(params)
         threshold = parse_threshold(params)
-        page = _positive_int(params, "page", default=1)
-        limit = _positive_int(params, "limit", default=50, maximum=500)
+        page = parse_int(params, "page", default=1, minimum=1, maximum=PAGE_MAX)
+        limit = parse_int(params, "limit", default=50, minimum=1, maximum=FLEET_LIMIT_MAX)
         result = fleet_inefficient(
             hours=hours,
             now=timezone.now(),
@@ -346,7 +331,6 @@ class FleetSummaryView(APIView):
                 ],
             ),
             400: BAD_PARAMETER,
-            401: UNAUTHENTICATED,
         },
     )
     def get(self, request):
@@ -365,12 +349,11 @@ class FleetSummaryView(APIView):
 # --- Live status ---------------------------------------------------------------------------------
 
 
-class VehicleStatusCursorPagination(CursorPagination):
+class VehicleStatusCursorPagination(StrictCursorPagination):
     """By vehicle id; a cursor, never a COUNT."""
 
     ordering = "vehicle_code"
     page_size = 100
-    page_size_query_param = "limit"
     max_page_size = 1000
 
 
@@ -410,11 +393,11 @@ class VehicleStatusView(APIView):
                 VehicleLiveStatusSerializer,
                 examples=[OpenApiExample("fresh", value=VEHICLE_STATUS_EXAMPLE)],
             ),
-            401: UNAUTHENTICATED,
-            404: _not_found("vehicle (or no reading yet)"),
+            404: not_found("vehicle (or no reading yet)"),
         },
     )
     def get(self, request, vehicleId: str):
+        device_id_or_404(vehicleId, kind="vehicle")
         status = vehicle_status_get(vehicle_id=vehicleId, now=timezone.now())
         if status is None:
             raise NotFound(f"No live status for vehicle {vehicleId!r}: unknown, or no reading yet.")
@@ -434,18 +417,15 @@ class MeterStatusView(APIView):
                 MeterLiveStatusSerializer,
                 examples=[OpenApiExample("fresh", value=METER_STATUS_EXAMPLE)],
             ),
-            401: UNAUTHENTICATED,
-            404: _not_found("meter (or no reading yet)"),
+            404: not_found("meter (or no reading yet)"),
         },
     )
     def get(self, request, meterId: str):
+        device_id_or_404(meterId, kind="meter")
         status = meter_status_get(meter_id=meterId, now=timezone.now())
         if status is None:
             raise NotFound(f"No live status for meter {meterId!r}: unknown, or no reading yet.")
         return Response(MeterLiveStatusSerializer(status).data)
-
-
-_LIST_ERRORS = {400: BAD_PARAMETER, 401: UNAUTHENTICATED}
 
 
 @extend_schema_view(
@@ -455,6 +435,7 @@ _LIST_ERRORS = {400: BAD_PARAMETER, 401: UNAUTHENTICATED}
         description="One row per vehicle that has reported, by vehicle id; filterable; "
         "cursor-paginated (follow `next`).",
         tags=["status"],
+        responses={200: VehicleLiveStatusSerializer(many=True), 400: BAD_LIST_PARAMETER},
     )
 )
 class VehicleStatusListView(ListAPIView):
@@ -473,7 +454,7 @@ class VehicleStatusListView(ListAPIView):
         description="One row per meter that has reported, by meter id; filterable; "
         "cursor-paginated (follow `next`).",
         tags=["status"],
-        responses={200: MeterLiveStatusSerializer(many=True), **_LIST_ERRORS},
+        responses={200: MeterLiveStatusSerializer(many=True), 400: BAD_LIST_PARAMETER},
     )
 )
 class MeterStatusListView(ListAPIView):
@@ -488,12 +469,12 @@ class MeterStatusListView(ListAPIView):
 # --- History -------------------------------------------------------------------------------------
 
 
-class HistoryCursorPagination(CursorPagination):
+class HistoryCursorPagination(StrictCursorPagination):
     """Oldest first; (device, recorded_at) is unique, so recorded_at is a stable cursor."""
 
     ordering = "recorded_at"
+    position_kind = "instant"
     page_size = 500
-    page_size_query_param = "limit"
     max_page_size = 5000
 
 
@@ -517,10 +498,11 @@ class DeviceHistoryView(ListAPIView):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation
             return self.reading_model.objects.none()
+        device_id = device_id_or_404(self.kwargs[self.path_kwarg], kind=self.kind)
         window = parse_window(self.request.query_params, now=timezone.now())
         try:
             return self.readings(
-                **{f"{self.kind}_id": self.kwargs[self.path_kwarg]},
+                **{f"{self.kind}_id": device_id},
                 start=window.start,
                 end=window.end,
             )
@@ -555,8 +537,8 @@ _HISTORY_DESCRIPTION = (
         parameters=[VEHICLE_ID, HOURS, FROM, TO, FORMAT],
         responses={
             200: VehicleHistoryReadingSerializer(many=True),
-            **_LIST_ERRORS,
-            404: _not_found("vehicle"),
+            400: BAD_HISTORY_PARAMETER,
+            404: not_found("vehicle"),
         },
     )
 )
@@ -578,8 +560,8 @@ class VehicleHistoryView(DeviceHistoryView):
         parameters=[METER_ID, HOURS, FROM, TO, FORMAT],
         responses={
             200: MeterHistoryReadingSerializer(many=True),
-            **_LIST_ERRORS,
-            404: _not_found("meter"),
+            400: BAD_HISTORY_PARAMETER,
+            404: not_found("meter"),
         },
     )
 )
@@ -664,8 +646,7 @@ class VehicleSeriesView(APIView):
                 ],
             ),
             400: BAD_PARAMETER,
-            401: UNAUTHENTICATED,
-            404: _not_found("vehicle"),
+            404: not_found("vehicle"),
         },
     )
     def get(self, request, vehicleId: str):
@@ -716,7 +697,6 @@ class FleetSeriesView(APIView):
                 ],
             ),
             400: BAD_PARAMETER,
-            401: UNAUTHENTICATED,
         },
     )
     def get(self, request):
@@ -790,7 +770,6 @@ class FleetAttributionView(APIView):
                 ],
             ),
             400: BAD_PARAMETER,
-            401: UNAUTHENTICATED,
         },
     )
     def get(self, request):

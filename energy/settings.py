@@ -229,6 +229,15 @@ SPECTACULAR_SETTINGS = {
         "history, maps vehicles to meters over time and reports charging efficiency (DC / AC).\n\n"
         "Devices authenticate with `Authorization: Api-Key <key>`; people with a session "
         "(log in at /admin/) or `Authorization: Token <token>`."
+        "\n\n**Lists and errors.** Every list speaks one vocabulary: `limit` is the page size "
+        "(each list states its range and default), `cursor` the opaque position from a page's "
+        "`next` or `previous` link on the cursor-paginated lists, and `page` (from 1) only on "
+        "the ranked fleet list `/v1/analytics/fleet/inefficient`. A query parameter that does "
+        "not parse or is out of range (`limit=0`, `limit=abc`, a cursor this API did not issue, "
+        "`stale=maybe`, a timestamp without an offset) is a 400 whose JSON body names it, "
+        '`{"limit": ["Must be between 1 and 1000; got 0."]}`; nothing is silently replaced by a '
+        'default. An id in a path that cannot exist is a 404 `{"detail": "..."}`. When '
+        "the database is unavailable every route answers 503 with a `Retry-After` header."
     ),
     "VERSION": "1.0.0",
     # 3.1 speaks JSON Schema 2020-12, the dialect msgspec writes the reading schemas in.
@@ -244,6 +253,7 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "telemetry.openapi.add_reading_components",
         "telemetry.openapi.add_retry_after_headers",
+        "api.openapi.add_common_responses",
     ],
     "APPEND_COMPONENTS": {
         "securitySchemes": {

@@ -24,3 +24,5 @@ urlpatterns = [
     path("", include("alarms.urls")),
     path("", include("notifications.urls")),
 ]
+
+handler404 = "api.views.page_not_found"

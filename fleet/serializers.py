@@ -3,20 +3,40 @@
 from django.utils import timezone
 from rest_framework import serializers
 
-from fleet.models import device_id_validator
+from api.params import EARLIEST, LATEST, device_id_full_validator, instant_in_range
 
 
 class AwareDateTimeField(serializers.DateTimeField):
     """An ISO 8601 date-time that must carry a UTC offset; a naive one is refused, not guessed."""
 
     default_error_messages = {
-        "naive": "Give a UTC offset (e.g. 2026-02-10T10:15:00Z); a time without one is ambiguous."
+        "naive": "Give a UTC offset (e.g. 2026-02-10T10:15:00Z); a time without one is ambiguous.",
+        "range": f"Out of range: give a moment between {EARLIEST.isoformat()} and "
+        f"{LATEST.isoformat()}.",
     }
 
     def enforce_timezone(self, value):
         if timezone.is_naive(value):
             self.fail("naive")
+        if instant_in_range(value) is None:
+            self.fail("range")
         return super().enforce_timezone(value)
+
+
+class DeviceIdField(serializers.CharField):
+    """A device id, the whole string: no trimming, no coercion of numbers to text."""
+
+    default_error_messages = {"not_text": 'A device id is a string (e.g. "V-1").'}
+
+    def __init__(self, **kwargs):
+        super().__init__(
+            max_length=64, trim_whitespace=False, validators=[device_id_full_validator], **kwargs
+        )
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("not_text")
+        return super().to_internal_value(data)
 
 
 class VehicleListItemSerializer(serializers.Serializer):
@@ -53,17 +73,11 @@ class VehicleDetailSerializer(serializers.Serializer):
 
 
 class MappingCreateSerializer(serializers.Serializer):
-    vehicleId = serializers.CharField(
-        source="vehicle_id",
-        max_length=64,
-        validators=[device_id_validator],
-        help_text="Registered if unknown.",
+    vehicleId = DeviceIdField(
+        source="vehicle_id", help_text="Registered if unknown (TELEMETRY_AUTO_REGISTER)."
     )
-    meterId = serializers.CharField(
-        source="meter_id",
-        max_length=64,
-        validators=[device_id_validator],
-        help_text="Registered if unknown.",
+    meterId = DeviceIdField(
+        source="meter_id", help_text="Registered if unknown (TELEMETRY_AUTO_REGISTER)."
     )
     validFrom = AwareDateTimeField(
         source="valid_from",
@@ -79,19 +93,3 @@ class MappingSerializer(serializers.Serializer):
     validTo = serializers.DateTimeField(
         source="valid_to", allow_null=True, help_text="Null while the assignment is current."
     )
-
-
-class FleetErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField()
-
-
-class MappingValidationErrorSerializer(serializers.Serializer):
-    vehicleId = serializers.ListField(child=serializers.CharField(), required=False)
-    meterId = serializers.ListField(child=serializers.CharField(), required=False)
-    validFrom = serializers.ListField(child=serializers.CharField(), required=False)
-    non_field_errors = serializers.ListField(child=serializers.CharField(), required=False)
-
-
-class FleetFilterErrorSerializer(serializers.Serializer):
-    hasMeter = serializers.ListField(child=serializers.CharField(), required=False)
-    hasVehicle = serializers.ListField(child=serializers.CharField(), required=False)

@@ -21,6 +21,10 @@ class AssignmentConflict(ValidationError):
     """The requested period overlaps an assignment that cannot simply be closed."""
 
 
+class DeviceNotRegistered(LookupError):
+    """No device has this id and registering it was not allowed: `args` = (field, device id)."""
+
+
 @dataclass(frozen=True)
 class MappingRow:
     vehicle_id: str
@@ -57,15 +61,29 @@ class MappingResult:
 
 
 def mapping_create(
-    *, vehicle_id: str, meter_id: str, valid_from: datetime | None = None
+    *,
+    vehicle_id: str,
+    meter_id: str,
+    valid_from: datetime | None = None,
+    register_unknown: bool = True,
 ) -> MappingResult:
-    """`meter_assign` by external ids, registering unknown devices; says whether it created a row.
+    """`meter_assign` by external ids; says whether it created a row.
 
-    One transaction: two identical concurrent requests get one `created=True` between them.
+    Unknown devices are registered, or with `register_unknown=False` refused with
+    `DeviceNotRegistered` (nothing written). One transaction: two identical concurrent requests
+    get one `created=True` between them.
     """
     with transaction.atomic(durable=True):
-        vehicle, _ = Vehicle.objects.get_or_create(vehicle_id=vehicle_id)
-        meter, _ = Meter.objects.get_or_create(meter_id=meter_id)
+        if register_unknown:
+            vehicle, _ = Vehicle.objects.get_or_create(vehicle_id=vehicle_id)
+            meter, _ = Meter.objects.get_or_create(meter_id=meter_id)
+        else:
+            vehicle = Vehicle.objects.filter(vehicle_id=vehicle_id).first()
+            if vehicle is None:
+                raise DeviceNotRegistered("vehicleId", vehicle_id)
+            meter = Meter.objects.filter(meter_id=meter_id).first()
+            if meter is None:
+                raise DeviceNotRegistered("meterId", meter_id)
         assignment, created = _assign(vehicle=vehicle, meter=meter, valid_from=valid_from)
         return MappingResult(assignment=assignment, created=created)
 

@@ -1,5 +1,6 @@
 """Fleet API: the vehicle and meter registry, and the vehicle-meter mappings."""
 
+from django.conf import settings
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiResponse,
@@ -7,27 +8,26 @@ from drf_spectacular.utils import (
     extend_schema_view,
 )
 from rest_framework import status
-from rest_framework.exceptions import APIException, NotFound
+from rest_framework.exceptions import APIException, NotFound, ValidationError
 from rest_framework.generics import ListAPIView
-from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api.openapi import VEHICLE_ID, bad_parameters, error_detail, not_found
+from api.pagination import INVALID_CURSOR, StrictCursorPagination
+from api.params import device_id_or_404
 from fleet.filters import MeterFilter, VehicleFilter
 from fleet.models import Vehicle
 from fleet.selectors import meter_list, vehicle_get, vehicle_list
 from fleet.serializers import (
-    FleetErrorSerializer,
-    FleetFilterErrorSerializer,
     MappingCreateSerializer,
     MappingSerializer,
-    MappingValidationErrorSerializer,
     MeterListItemSerializer,
     VehicleDetailSerializer,
     VehicleListItemSerializer,
 )
-from fleet.services import AssignmentConflict, mapping_create
+from fleet.services import AssignmentConflict, DeviceNotRegistered, mapping_create
 
 
 class AssignmentConflictError(APIException):
@@ -36,11 +36,10 @@ class AssignmentConflictError(APIException):
     default_code = "assignment_conflict"
 
 
-class DeviceCursorPagination(CursorPagination):
+class DeviceCursorPagination(StrictCursorPagination):
     """Pages by device id (unique, indexed): no COUNT over the registry, stable under inserts."""
 
     page_size = 100
-    page_size_query_param = "pageSize"
     max_page_size = 1000
 
 
@@ -52,36 +51,16 @@ class MeterCursorPagination(DeviceCursorPagination):
     ordering = "meter_id"
 
 
-def _error(description: str, detail: str) -> OpenApiResponse:
-    return OpenApiResponse(
-        FleetErrorSerializer,
-        description=description,
-        examples=[OpenApiExample(description, value={"detail": detail}, response_only=True)],
-    )
-
-
-UNAUTHENTICATED = _error(
-    "No credentials (send a session cookie or `Authorization: Token <token>`).",
-    "Authentication credentials were not provided.",
-)
-FORBIDDEN_READ = _error(
-    "The credentials are not valid.", "You do not have permission to perform this action."
-)
-FORBIDDEN_WRITE = _error(
+FORBIDDEN_WRITE = error_detail(
     "The user is not staff: only staff may write mappings.",
     "You do not have permission to perform this action.",
 )
-INVALID_CURSOR = _error("The `cursor` parameter is not one this API issued.", "Invalid cursor")
-FILTER_ERROR = OpenApiResponse(
-    FleetFilterErrorSerializer,
-    description="A filter value does not parse.",
-    examples=[
-        OpenApiExample(
-            "A filter that does not parse",
-            value={"hasMeter": ["Must be true or false."]},
-            response_only=True,
-        )
-    ],
+BAD_LIST_PARAMETER = bad_parameters(
+    "A filter, `limit` or `cursor` does not parse or is out of range; the body names it.",
+    hasMeter="Must be true or false.",
+    limit="Must be between 1 and 1000; got 0.",
+    cursor=INVALID_CURSOR,
+    vehicleId="A device id is 1–64 characters of A–Z a–z 0–9 _ - . :.",
 )
 
 VEHICLE_ITEM = {
@@ -106,10 +85,7 @@ MAPPING_EXAMPLE = {
         tags=["fleet"],
         responses={
             200: VehicleListItemSerializer(many=True),
-            400: FILTER_ERROR,
-            401: UNAUTHENTICATED,
-            403: FORBIDDEN_READ,
-            404: INVALID_CURSOR,
+            400: BAD_LIST_PARAMETER,
         },
         examples=[OpenApiExample("A vehicle", value=VEHICLE_ITEM, response_only=True)],
     )
@@ -131,10 +107,7 @@ class VehicleListView(ListAPIView):
         tags=["fleet"],
         responses={
             200: MeterListItemSerializer(many=True),
-            400: FILTER_ERROR,
-            401: UNAUTHENTICATED,
-            403: FORBIDDEN_READ,
-            404: INVALID_CURSOR,
+            400: BAD_LIST_PARAMETER,
         },
         examples=[OpenApiExample("A meter", value=METER_ITEM, response_only=True)],
     )
@@ -153,11 +126,10 @@ class VehicleDetailView(APIView):
         operation_id="fleet_vehicle_retrieve",
         summary="One vehicle: its current meter and assignment history",
         tags=["fleet"],
+        parameters=[VEHICLE_ID],
         responses={
             200: VehicleDetailSerializer,
-            401: UNAUTHENTICATED,
-            403: FORBIDDEN_READ,
-            404: _error("No vehicle has this id.", "No vehicle 'V-404'."),
+            404: not_found("vehicle"),
         },
         examples=[
             OpenApiExample(
@@ -180,10 +152,11 @@ class VehicleDetailView(APIView):
         ],
     )
     def get(self, request, vehicleId: str):  # the path parameter is camelCase
+        device_id_or_404(vehicleId, kind="vehicle")
         try:
             vehicle = vehicle_get(vehicle_id=vehicleId)
         except Vehicle.DoesNotExist:
-            raise NotFound(f"No vehicle '{vehicleId}'.") from None
+            raise NotFound(f"No vehicle {vehicleId!r}.") from None
         return Response(VehicleDetailSerializer(vehicle).data)
 
 
@@ -194,8 +167,8 @@ def _mapping_schema(*, operation_id: str, summary: str):
         description=(
             "Make the meter serve the vehicle from `validFrom` (default now). The vehicle's "
             "current assignment, and the meter's (if it served another vehicle), end at "
-            "`validFrom`. "
-            "Unknown vehicle or meter ids are registered. Staff only."
+            "`validFrom`. Unknown vehicle or meter ids are registered (with "
+            "TELEMETRY_AUTO_REGISTER off they are a 400 naming the field). Staff only."
         ),
         tags=["fleet"],
         request=MappingCreateSerializer,
@@ -205,25 +178,18 @@ def _mapping_schema(*, operation_id: str, summary: str):
                 MappingSerializer,
                 description="The meter already serves the vehicle: the current assignment.",
             ),
-            400: OpenApiResponse(
-                MappingValidationErrorSerializer,
-                description="An id or `validFrom` does not parse.",
-                examples=[
-                    OpenApiExample(
-                        "A validFrom without UTC offset",
-                        value={
-                            "validFrom": [
-                                "Give a UTC offset (e.g. 2026-02-10T10:15:00Z); "
-                                "a time without one is ambiguous."
-                            ]
-                        },
-                        response_only=True,
-                    )
-                ],
+            400: bad_parameters(
+                "The body is not a JSON object of valid fields (an id that is not a whole device "
+                "id, a `validFrom` without offset or out of range, a missing field, a wrong type), "
+                "or a device is unknown while TELEMETRY_AUTO_REGISTER is off. Nothing changed.",
+                validFrom="Give a UTC offset (e.g. 2026-02-10T10:15:00Z); a time without one is "
+                "ambiguous.",
+                vehicleId="A device id is 1–64 characters of A–Z a–z 0–9 _ - . :.",
+                meterId="This field is required.",
+                non_field_errors="Invalid data. Expected a dictionary, but got list.",
             ),
-            401: UNAUTHENTICATED,
             403: FORBIDDEN_WRITE,
-            409: _error(
+            409: error_detail(
                 "The period overlaps an assignment that cannot simply be closed "
                 "(e.g. a back-dated start cutting into a past assignment).",
                 "Vehicle V-1 cannot be assigned to meter M-2 from 2026-02-05T00:00:00+00:00: "
@@ -258,7 +224,13 @@ class MappingCreateView(APIView):
                 vehicle_id=data["vehicle_id"],
                 meter_id=data["meter_id"],
                 valid_from=data.get("valid_from"),
+                register_unknown=settings.TELEMETRY_AUTO_REGISTER,
             )
+        except DeviceNotRegistered as error:
+            field, device_id = error.args
+            kind = "vehicle" if field == "vehicleId" else "meter"
+            message = f"No {kind} {device_id!r} is registered (TELEMETRY_AUTO_REGISTER is off)."
+            raise ValidationError({field: [message]}) from None
         except AssignmentConflict as conflict:
             raise AssignmentConflictError("; ".join(conflict.messages)) from None
         return Response(

@@ -5,6 +5,7 @@ import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from api.pagination import INVALID_CURSOR
 from fleet.models import Meter, MeterAssignment, Vehicle
 from fleet.tests.factories import MeterAssignmentFactory, MeterFactory, VehicleFactory
 
@@ -109,7 +110,7 @@ class TestVehicleList:
 
     def test_pages_with_a_cursor_and_never_counts(self, analyst_client, small_fleet):
         with CaptureQueriesContext(connection) as queries:
-            first = analyst_client.get("/v1/fleet/vehicles", {"pageSize": 2}).json()
+            first = analyst_client.get("/v1/fleet/vehicles", {"limit": 2}).json()
         second = analyst_client.get(first["next"]).json()
 
         assert [item["vehicleId"] for item in first["results"]] == ["V-1", "V-2"]
@@ -118,11 +119,17 @@ class TestVehicleList:
         assert second["previous"] is not None
         assert not [q for q in queries if "COUNT(" in q["sql"].upper()]
 
-    def test_an_invalid_cursor_is_a_404(self, analyst_client):
+    def test_an_invalid_cursor_is_a_400_naming_it(self, analyst_client):
         response = analyst_client.get("/v1/fleet/vehicles", {"cursor": "not-a-cursor"})
 
-        assert response.status_code == 404
-        assert response.json() == {"detail": "Invalid cursor"}
+        assert response.status_code == 400
+        assert response.json() == {"cursor": [INVALID_CURSOR]}
+
+    def test_page_size_is_limit_and_the_old_name_is_a_400(self, analyst_client):
+        response = analyst_client.get("/v1/fleet/vehicles", {"pageSize": 1})
+
+        assert response.status_code == 400
+        assert response.json() == {"pageSize": ["No such parameter: the page size is `limit`."]}
 
     def test_runs_as_many_queries_for_30_vehicles_as_for_3(
         self, analyst_client, django_assert_max_num_queries
@@ -177,7 +184,7 @@ class TestMeterList:
         assert [item["meterId"] for item in response.json()["results"]] == expected
 
     def test_pages_with_a_cursor(self, analyst_client, small_fleet):
-        first = analyst_client.get("/v1/fleet/meters", {"pageSize": 3}).json()
+        first = analyst_client.get("/v1/fleet/meters", {"limit": 3}).json()
         second = analyst_client.get(first["next"]).json()
 
         assert [item["meterId"] for item in first["results"]] == ["M-1", "M-2", "M-3"]
@@ -363,7 +370,7 @@ class TestMappingCreate:
 
         assert response.status_code == 400
         assert response.json() == {
-            "vehicleId": ["1–64 characters of A–Z a–z 0–9 _ - . :"],
+            "vehicleId": ["A device id is 1–64 characters of A–Z a–z 0–9 _ - . :."],
             "meterId": ["This field is required."],
             "validFrom": [
                 "Datetime has wrong format. Use one of these formats instead: "

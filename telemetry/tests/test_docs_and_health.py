@@ -53,11 +53,11 @@ class TestSchema:
             for method, operation in item.items()
         }
         assert responses == {
-            ("/v1/fleet/vehicles", "get"): ["200", "400", "401", "403", "404"],
-            ("/v1/fleet/meters", "get"): ["200", "400", "401", "403", "404"],
-            ("/v1/fleet/vehicles/{vehicleId}", "get"): ["200", "401", "403", "404"],
-            ("/v1/fleet/mappings", "post"): ["200", "201", "400", "401", "403", "409"],
-            ("/v1/telemetry/map", "post"): ["200", "201", "400", "401", "403", "409"],
+            ("/v1/fleet/vehicles", "get"): ["200", "400", "401", "503"],
+            ("/v1/fleet/meters", "get"): ["200", "400", "401", "503"],
+            ("/v1/fleet/vehicles/{vehicleId}", "get"): ["200", "401", "404", "503"],
+            ("/v1/fleet/mappings", "post"): ["200", "201", "400", "401", "403", "409", "503"],
+            ("/v1/telemetry/map", "post"): ["200", "201", "400", "401", "403", "409", "503"],
         }
 
 
