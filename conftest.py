@@ -104,3 +104,39 @@ def served_project(transactional_db, tmp_path):
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def redis_cache(settings):
+    """The default cache on the real Redis (REDIS_URL), under a key prefix of this test's own.
+
+    Yields the Redis URL and the prefix (for a server started by the test); the keys are deleted
+    afterwards.
+    """
+    from testsupport.redis import delete_prefixed, redis_client, redis_url, unique_prefix
+
+    url, prefix = redis_url(), unique_prefix()
+    client = redis_client(url)
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": url,
+            "KEY_PREFIX": prefix,
+        }
+    }
+    yield url, prefix
+    delete_prefixed(client, prefix)
+    client.close()
+
+
+@pytest.fixture
+def local_memory_cache(settings):
+    """The default cache in this process's memory (what a worker uses without REDIS_URL)."""
+    from django.core.cache import cache
+
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "t"}
+    }
+    cache.clear()
+    yield
+    cache.clear()

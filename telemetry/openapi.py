@@ -130,4 +130,19 @@ INGEST_RESPONSES = {
             "detail": "A batch holds at most 5000 readings; this one has 6000.",
         },
     ),
+    429: _result(
+        "Nothing stored: this key is over TELEMETRY_RATE_LIMIT (requests per key and window, "
+        "counted across every worker and instance). The `Retry-After` header gives the seconds "
+        "until the key's next window.",
+        {
+            "accepted": 0,
+            "duplicates": 0,
+            "conflicts": 0,
+            "rejected": [],
+            "detail": (
+                "Rate limit exceeded: this key may make 1200 ingest requests per minute. "
+                "Expected available in 17 seconds."
+            ),
+        },
+    ),
 }

@@ -18,6 +18,7 @@ from telemetry.openapi import INGEST_RESPONSES, request_examples, request_schema
 from telemetry.parsers import RequestTooLarge, StrictJSONParser
 from telemetry.schemas import MalformedBody, ParsedReadings, readings_parse
 from telemetry.services import DeviceScopeError, IngestResult, readings_ingest
+from telemetry.throttles import DeviceKeyRateThrottle
 
 
 class IngestView(APIView):
@@ -25,6 +26,7 @@ class IngestView(APIView):
 
     authentication_classes = [DeviceKeyAuthentication]
     permission_classes = [HasDeviceKey]
+    throttle_classes = [DeviceKeyRateThrottle]
     parser_classes = [StrictJSONParser]
     kind: str | None = None  # "meter" / "vehicle" on the typed routes
     batch_only = False
