@@ -1,3 +1,5 @@
+import os
+
 import pytest
 from django.db import connection
 from rest_framework.test import APIClient
@@ -140,3 +142,33 @@ def local_memory_cache(settings):
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium under Playwright, one per test process (see testsupport/browser.py)."""
+    from playwright.sync_api import sync_playwright
+
+    from testsupport.browser import launch_chromium
+
+    # Playwright's sync API keeps an event loop running in this thread, and Django then refuses
+    # ORM calls from it ("async context"); the tests make theirs between page actions.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        yield chromium
+        chromium.close()
+    if previous is None:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+
+@pytest.fixture
+def page_watch(browser, live_server, request):
+    """A fresh browser context on the live test server; `.page`, `.problems()`, `.screenshot()`."""
+    from testsupport.browser import PageWatch
+
+    watch = PageWatch(browser=browser, base_url=live_server.url, name=request.node.name)
+    watch.open()
+    yield watch
+    watch.close()
