@@ -88,13 +88,17 @@ class TestAdminLoginLockout:
 # --- production settings ------------------------------------------------------------------------
 
 
-def production_environment() -> dict[str, str]:
-    """The README's production environment; a `<...>` placeholder (the secret key) is filled in."""
+def documented_production_lines() -> list[str]:
     readme = (ROOT / "README.md").read_text()
     block = re.search(r"```sh\n# production environment\n(.*?)```", readme, re.DOTALL)
     assert block, "README.md has no ```sh block starting with '# production environment'"
+    return block[1].splitlines()
+
+
+def production_environment() -> dict[str, str]:
+    """The README's production environment; a `<...>` placeholder (the secret key) is filled in."""
     env = {}
-    for line in block[1].splitlines():
+    for line in documented_production_lines():
         name, _, value = line.partition("=")
         env[name] = secrets.token_urlsafe(50) if value.startswith("<") else value
     return env
@@ -120,6 +124,13 @@ class TestDeployCheck:
         print(f"\ncheck --deploy --fail-level WARNING with {sorted(env)}:\n{result.stdout}")
         assert result.returncode == 0, result.stdout + result.stderr
         assert result.stdout.strip() == "System check identified no issues (0 silenced)."
+
+    def test_env_example_lists_the_same_production_environment(self):
+        example = (ROOT / ".env.example").read_text()
+        tail = example.split("# --- Production environment behind a TLS proxy", 1)[1]
+        commented = [line.removeprefix("# ") for line in tail.splitlines()[2:] if line]
+
+        assert commented == documented_production_lines()
 
     def test_fails_without_the_tls_proxy_settings(self):
         """The check is a real one: the development defaults fail it, naming what is missing."""
