@@ -297,11 +297,21 @@ def check_limit_held(results: list[tuple], *, limit: int) -> None:
     assert set(MeterReading.objects.values_list("recorded_at", flat=True)) == accepted
 
 
+@pytest.fixture
+def served_key():
+    """A device key with at least 5 minutes left in its hourly window; its counters in the real
+    Redis (as the served project names them) are deleted afterwards."""
+    prefix, key = key_with_room(period=3600, seconds=300)
+    yield key
+    delete_prefixed(redis_client(redis_url()), f"energy:1:ratelimit:ingest:{prefix}")
+
+
 @pytest.mark.postgresql
 class TestAcrossProcesses:
-    def test_the_limit_holds_across_two_gunicorn_workers(self, served_project, tmp_path):
-        limit, sent = 25, 100
-        prefix, key = key_with_room(period=3600, seconds=300)
+    def test_the_limit_holds_across_two_gunicorn_workers(
+        self, served_project, tmp_path, served_key
+    ):
+        limit, sent, key = 25, 100, served_key
         server, access_log = served_with_limit(
             served_project, tmp_path, rate=f"{limit}/h", workers=2, name="workers"
         )
@@ -318,11 +328,9 @@ class TestAcrossProcesses:
         )
         assert len(by_pid) == 2, by_pid  # both workers served requests
         assert sum(c[201] for c in by_pid.values()) == limit
-        delete_prefixed(redis_client(redis_url()), f"energy:1:ratelimit:ingest:{prefix}")
 
-    def test_the_limit_holds_across_two_instances(self, served_project, tmp_path):
-        limit, sent = 15, 60
-        prefix, key = key_with_room(period=3600, seconds=300)
+    def test_the_limit_holds_across_two_instances(self, served_project, tmp_path, served_key):
+        limit, sent, key = 15, 60, served_key
         servers = [
             served_with_limit(
                 served_project, tmp_path, rate=f"{limit}/h", workers=1, name=f"instance{i}"
@@ -339,4 +347,3 @@ class TestAcrossProcesses:
             + "; ".join(f"instance {i}: {dict(c)}" for i, c in enumerate(per_instance))
         )
         assert all(c.total() == sent // 2 for c in per_instance), per_instance
-        delete_prefixed(redis_client(redis_url()), f"energy:1:ratelimit:ingest:{prefix}")
