@@ -1,3 +1,5 @@
+import os
+
 import pytest
 from django.db import connection
 from rest_framework.test import APIClient
@@ -133,3 +135,69 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("figures")
         for nodeid, value in figures:
             terminalreporter.write_line(f"{nodeid}\n{value}")
+
+
+@pytest.fixture
+def redis_cache(settings):
+    """The default cache on the real Redis (REDIS_URL), under a key prefix of this test's own.
+
+    Yields the Redis URL and the prefix (for a server started by the test); the keys are deleted
+    afterwards.
+    """
+    from testsupport.redis import delete_prefixed, redis_client, redis_url, unique_prefix
+
+    url, prefix = redis_url(), unique_prefix()
+    client = redis_client(url)
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": url,
+            "KEY_PREFIX": prefix,
+        }
+    }
+    yield url, prefix
+    delete_prefixed(client, prefix)
+    client.close()
+
+
+@pytest.fixture
+def local_memory_cache(settings):
+    """The default cache in this process's memory (what a worker uses without REDIS_URL)."""
+    from django.core.cache import cache
+
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "t"}
+    }
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium under Playwright, one per test process (see testsupport/browser.py)."""
+    from playwright.sync_api import sync_playwright
+
+    from testsupport.browser import launch_chromium
+
+    # Playwright's sync API keeps an event loop running in this thread, and Django then refuses
+    # ORM calls from it ("async context"); the tests make theirs between page actions.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        yield chromium
+        chromium.close()
+    if previous is None:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+
+@pytest.fixture
+def page_watch(browser, live_server, request):
+    """A fresh browser context on the live test server; `.page`, `.problems()`, `.screenshot()`."""
+    from testsupport.browser import PageWatch
+
+    watch = PageWatch(browser=browser, base_url=live_server.url, name=request.node.name)
+    watch.open()
+    yield watch
+    watch.close()

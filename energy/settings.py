@@ -6,10 +6,13 @@ with a message naming the variable.
 """
 
 import os
+import re
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import dj_database_url
+from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -60,6 +63,24 @@ def env_float(name: str, default: float, *, minimum: float, maximum: float) -> f
     return value
 
 
+_RATE = re.compile(r"\s*(\d+)\s*/\s*(s|sec|second|m|min|minute|h|hour|d|day)\s*", re.IGNORECASE)
+_RATE_PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def env_rate(name: str) -> tuple[int, int] | None:
+    """`N/s`, `N/min`, `N/h` or `N/day` as (N, seconds); unset or empty: None (no limit)."""
+    raw = os.environ.get(name, "")
+    if not raw.strip():
+        return None
+    match = _RATE.fullmatch(raw)
+    if match is None or int(match[1]) < 1:
+        raise ImproperlyConfigured(
+            f"{name}={raw!r} is not a rate: use N/s, N/min, N/h or N/day with N >= 1 "
+            "(e.g. 1200/min), or leave it unset for no limit."
+        )
+    return int(match[1]), _RATE_PERIODS[match[2][0].lower()]
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     raw = os.environ.get(name)
     if raw is None:
@@ -98,6 +119,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "fleet",
     "telemetry",
     "analytics",
@@ -107,6 +129,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -116,6 +139,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # A database fault in a page outside DRF (admin, home): 503 + Retry-After, not a 500.
     "telemetry.database_faults.DatabaseUnavailableMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "energy.urls"
@@ -156,6 +181,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # django-axes logs each login at INFO; failures and lockouts are WARNING.
+    "loggers": {"axes": {"level": "WARNING"}},
 }
 # httpx logs every webhook POST at INFO; deliver_notifications prints its own summary per round.
 LOGGING.setdefault("loggers", {})["httpx"] = {"level": "WARNING"}
@@ -195,6 +222,34 @@ DATABASE_ROUTERS = ["analytics.routers.ReadReplicaRouter"]
 
 # Seconds a client is told to wait (`Retry-After`) when the database is unavailable (503).
 DATABASE_RETRY_AFTER_SECONDS = env_int("DATABASE_RETRY_AFTER_SECONDS", 5, minimum=1)
+# --- Cache ---------------------------------------------------------------------------------------
+
+# The ingest rate-limit counters live in the default cache. With REDIS_URL (e.g.
+# redis://127.0.0.1:6379/0) every gunicorn worker and web instance shares them, so a limit holds
+# for the whole service; without it each worker counts in its own memory.
+REDIS_URL = env_str("REDIS_URL") or None
+if REDIS_URL:
+    if not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
+        raise ImproperlyConfigured(
+            f"REDIS_URL={REDIS_URL!r} is not a Redis URL (redis://host:port/db, rediss://…, "
+            "unix://path)."
+        )
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "energy",
+            # Fail fast: a request never waits long on an unreachable Redis (see throttles.py).
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "energy",
+        }
+    }
 
 # --- Django REST framework -----------------------------------------------------------------------
 
@@ -316,6 +371,9 @@ MQTT_SHARE_GROUP = env_str("MQTT_SHARE_GROUP", "")
 MQTT_SESSION_EXPIRY_SECONDS = env_int("MQTT_SESSION_EXPIRY_SECONDS", 86400, minimum=0)
 # Port of the consumer's Prometheus endpoint (0: none).
 MQTT_METRICS_PORT = env_int("MQTT_METRICS_PORT", 0, minimum=0)
+# Ingest requests one device key may make, as (requests, seconds), e.g. "1200/min"; None: no
+# limit. Counted in the default cache (Redis when REDIS_URL is set), see telemetry/throttles.py.
+TELEMETRY_RATE_LIMIT = env_rate("TELEMETRY_RATE_LIMIT")
 
 # --- Analytics -----------------------------------------------------------------------------------
 
@@ -345,10 +403,52 @@ NOTIFY_BACKOFF_SECONDS = env_int("NOTIFY_BACKOFF_SECONDS", 30, minimum=1)
 
 # --- Production hardening ------------------------------------------------------------------------
 
-SECURE_PROXY_SSL_HEADER = (
-    ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY", False) else None
-)
-SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
+BEHIND_TLS_PROXY = env_bool("BEHIND_TLS_PROXY", False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_TLS_PROXY else None
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", BEHIND_TLS_PROXY)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# Behind the TLS proxy, plain http is redirected to https, except the probes: a load balancer
+# checks /healthz and /readyz over http.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", BEHIND_TLS_PROXY)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+# HSTS (sent on https responses only): a year behind the proxy. Subdomains and preload are a
+# commitment for the whole domain, so they are the operator's explicit choice.
+SECURE_HSTS_SECONDS = env_int(
+    "SECURE_HSTS_SECONDS", 365 * 24 * 3600 if BEHIND_TLS_PROXY else 0, minimum=0
+)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# Content-Security-Policy of every page (django-csp): only this origin's scripts, styles, images
+# and API; an inline <script> or <style> runs only with the request's nonce
+# (`{{ request.csp_nonce }}`, the templates of the home page and the docs carry it).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, NONCE],
+        # Swagger UI and Redoc draw their icons as data: URIs.
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+
+# Admin login throttling (django-axes): after AXES_FAILURE_LIMIT failed logins for one username
+# from one address, that pair is locked out for AXES_COOLOFF_MINUTES (each further failure
+# restarts the wait). Counted in the database, so every worker and instance agrees.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "telemetry/lockout.html"

@@ -181,14 +181,21 @@ INGEST_RESPONSES = {
         ("Too many readings", _refused("A batch holds at most 5000 readings; this one has 6000.")),
         ("Body too large", _refused("The body is over 4194304 bytes; send smaller batches.")),
     ),
-    429: _result(
-        "Nothing stored: the key is over its rate limit (TELEMETRY_RATE_LIMIT). Retry after the "
-        "number of seconds in `Retry-After`.",
-        ("Rate limited", _refused("Request was throttled. Expected available in 3 seconds.")),
-    ),
     503: _result(
         "Nothing stored: the database is unavailable. Retry after the number of seconds in "
         "`Retry-After`; the request is safe to repeat (a replay is counted as duplicates).",
-        ("Database unavailable", _refused("The database is unavailable; retry shortly.")),
+        ("Database unavailable", _refused("The database is unavailable; retry in 5 s.")),
+    ),
+    429: _result(
+        "Nothing stored: this key is over TELEMETRY_RATE_LIMIT (requests per key and window, "
+        "counted across every worker and instance). The `Retry-After` header gives the seconds "
+        "until the key's next window.",
+        (
+            "Rate limited",
+            _refused(
+                "Rate limit exceeded: this key may make 1200 ingest requests per minute. "
+                "Expected available in 17 seconds."
+            ),
+        ),
     ),
 }

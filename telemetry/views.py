@@ -23,6 +23,7 @@ from telemetry.parsers import (
 )
 from telemetry.schemas import MalformedBody, ParsedReadings, readings_parse
 from telemetry.services import DeviceScopeError, IngestResult, readings_ingest
+from telemetry.throttles import DeviceKeyRateThrottle
 
 
 class IngestView(APIView):
@@ -30,6 +31,7 @@ class IngestView(APIView):
 
     authentication_classes = [DeviceKeyAuthentication]
     permission_classes = [HasDeviceKey]
+    throttle_classes = [DeviceKeyRateThrottle]
     parser_classes = [StrictJSONParser]
     kind: str | None = None  # "meter" / "vehicle" on the typed routes
     batch_only = False
