@@ -60,6 +60,11 @@ READS = [
     ("/v1/status/meters?meterId=%00", 400, "meterId"),
     ("/v1/status/meters?pageSize=5", 400, "pageSize"),
     # history
+    ("/v1/history/vehicle/V-1?format=", 400, "format"),
+    ("/v1/history/meter/M-1?format=xml", 400, "format"),
+    ("/v1/analytics/fleet/inefficient?format=", 400, "format"),
+    ("/v1/analytics/fleet/series?format=pdf", 400, "format"),
+    ("/v1/status/vehicles?format=csv", 400, "format"),
     ("/v1/history/vehicle/V-1?limit=0", 400, "limit"),
     ("/v1/history/vehicle/V-1?limit=5001", 400, "limit"),
     ("/v1/history/meter/M-1?limit=abc", 400, "limit"),
