@@ -28,10 +28,10 @@ from alarms.selectors import AlarmState, alarm_get, alarm_list
 from alarms.serializers import AlarmSerializer
 from alarms.services import alarm_acknowledge
 from analytics.exports import CSVRenderer
-from fleet.models import DEVICE_ID_PATTERN
+from fleet.models import DEVICE_ID_PATTERN, DEVICE_ID_RULE
 
 # fullmatch, not `$`: a trailing newline makes an id invalid.
-_DEVICE_ID = re.compile(DEVICE_ID_PATTERN.removeprefix("^").removesuffix("$"))
+_DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
 
 ALARM_EXAMPLE = {
     "id": 42,
@@ -132,7 +132,7 @@ def _parse_list_params(params) -> dict:
     for name in ("vehicleId", "meterId"):
         value = params.get(name) or None
         if value is not None and not _DEVICE_ID.fullmatch(value):
-            raise ValidationError({name: ["1–64 characters of A–Z a–z 0–9 _ - . :"]})
+            raise ValidationError({name: [f"A device id is {DEVICE_ID_RULE}."]})
         ids[name] = value
     return {
         "state": state,

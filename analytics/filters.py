@@ -7,7 +7,7 @@ parameter, never an ignored filter.
 import django_filters
 
 from api.filters import StrictBooleanFilter, StrictFilterSet
-from api.params import device_id_full_validator
+from fleet.models import device_id_validator
 from telemetry.models import MeterStatus, VehicleStatus
 
 
@@ -15,7 +15,7 @@ class DeviceCodeInFilter(django_filters.BaseInFilter, django_filters.CharFilter)
     """One device id, or several separated by commas; each must be a whole device id."""
 
     def __init__(self, *args, **kwargs):
-        kwargs.setdefault("validators", [device_id_full_validator])
+        kwargs.setdefault("validators", [device_id_validator])
         kwargs.setdefault("strip", False)  # "V-1\n" is not V-1
         super().__init__(*args, **kwargs)
 

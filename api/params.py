@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from django.core.validators import RegexValidator
 from rest_framework.exceptions import NotFound, ValidationError
 
-from fleet.models import DEVICE_ID_PATTERN
+from fleet.models import DEVICE_ID_PATTERN, DEVICE_ID_RULE
 
 # `fullmatch`, not `match`: Python's `$` also matches before a trailing newline.
 _DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
@@ -21,12 +21,8 @@ _WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
 # `9999-12-31` outside what a datetime holds, and window arithmetic needs room at both ends.
 EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
 LATEST = datetime(9999, 12, 30, tzinfo=UTC)
-DEVICE_ID_RULE = "1–64 characters of A–Z a–z 0–9 _ - . :"
 
 # For forms and serializers: the whole value must be an id (`\Z`: no trailing newline either).
-device_id_full_validator = RegexValidator(
-    rf"\A(?:{DEVICE_ID_PATTERN})\Z", f"A device id is {DEVICE_ID_RULE}.", code="invalid_device_id"
-)
 device_id_prefix_validator = RegexValidator(
     r"\A[A-Za-z0-9_.:\-]{1,64}\Z",
     f"A device id prefix is {DEVICE_ID_RULE}.",

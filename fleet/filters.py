@@ -9,15 +9,15 @@ ids, and the partial unique indexes on the open assignments.
 from django_filters import rest_framework as filters
 
 from api.filters import StrictBooleanFilter, StrictFilterSet
-from api.params import device_id_full_validator, device_id_prefix_validator
-from fleet.models import Meter, MeterQuerySet, Vehicle, VehicleQuerySet
+from api.params import device_id_prefix_validator
+from fleet.models import Meter, MeterQuerySet, Vehicle, VehicleQuerySet, device_id_validator
 
 
 class VehicleFilter(StrictFilterSet):
     vehicleId = filters.CharFilter(
         field_name="vehicle_id",
         strip=False,
-        validators=[device_id_full_validator],
+        validators=[device_id_validator],
         help_text="Exactly this vehicle id.",
     )
     vehicleIdPrefix = filters.CharFilter(
@@ -33,7 +33,7 @@ class VehicleFilter(StrictFilterSet):
     meterId = filters.CharFilter(
         method="filter_meter_id",
         strip=False,
-        validators=[device_id_full_validator],
+        validators=[device_id_validator],
         help_text="The vehicle this meter serves now.",
     )
 
@@ -52,7 +52,7 @@ class MeterFilter(StrictFilterSet):
     meterId = filters.CharFilter(
         field_name="meter_id",
         strip=False,
-        validators=[device_id_full_validator],
+        validators=[device_id_validator],
         help_text="Exactly this meter id.",
     )
     meterIdPrefix = filters.CharFilter(
@@ -68,7 +68,7 @@ class MeterFilter(StrictFilterSet):
     vehicleId = filters.CharFilter(
         method="filter_vehicle_id",
         strip=False,
-        validators=[device_id_full_validator],
+        validators=[device_id_validator],
         help_text="The meter serving this vehicle now.",
     )
 

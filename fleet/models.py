@@ -8,9 +8,14 @@ from django.utils import timezone
 
 from fleet.constraints import PostgresExclusionConstraint
 
-DEVICE_ID_PATTERN = r"^[A-Za-z0-9_.:\-]{1,64}$"
+# The contract's device id, matched in full. Python's `$` also matches before a trailing newline,
+# so the end is `\Z` (RegexValidator and msgspec apply the pattern with `re.search`). JSON Schema
+# (ECMA 262) has no `\Z` and its `$` is the very end: the OpenAPI document shows the schema form.
+DEVICE_ID_PATTERN = r"^[A-Za-z0-9_.:\-]{1,64}\Z"
+DEVICE_ID_SCHEMA_PATTERN = r"^[A-Za-z0-9_.:\-]{1,64}$"
+DEVICE_ID_RULE = "1–64 characters of A–Z a–z 0–9 _ - . :"
 device_id_validator = RegexValidator(
-    DEVICE_ID_PATTERN, "1–64 characters of A–Z a–z 0–9 _ - . :", code="invalid_device_id"
+    DEVICE_ID_PATTERN, f"A device id is {DEVICE_ID_RULE}.", code="invalid_device_id"
 )
 
 

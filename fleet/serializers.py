@@ -3,7 +3,8 @@
 from django.utils import timezone
 from rest_framework import serializers
 
-from api.params import EARLIEST, LATEST, device_id_full_validator, instant_in_range
+from api.params import EARLIEST, LATEST, instant_in_range
+from fleet.models import device_id_validator
 
 
 class AwareDateTimeField(serializers.DateTimeField):
@@ -30,7 +31,7 @@ class DeviceIdField(serializers.CharField):
 
     def __init__(self, **kwargs):
         super().__init__(
-            max_length=64, trim_whitespace=False, validators=[device_id_full_validator], **kwargs
+            max_length=64, trim_whitespace=False, validators=[device_id_validator], **kwargs
         )
 
     def to_internal_value(self, data):

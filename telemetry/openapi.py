@@ -146,7 +146,7 @@ INGEST_RESPONSES = {
                                 "with `import_telemetry --allow-older`."
                             ],
                             "meterId": [
-                                "Invalid device id: 1-64 characters of A-Z a-z 0-9 _ - . : "
+                                "Invalid device id: 1–64 characters of A–Z a–z 0–9 _ - . : "
                                 "(the whole string)."
                             ],
                         },

@@ -15,17 +15,11 @@ from typing import Annotated, Any, Literal
 import msgspec
 from django.conf import settings
 
+from api.params import EARLIEST
+from fleet.models import DEVICE_ID_PATTERN, DEVICE_ID_RULE, DEVICE_ID_SCHEMA_PATTERN
+
 MAX_FINITE = sys.float_info.max  # an upper bound that keeps Infinity out of float fields
 
-# The contract's device id, matched in full: msgspec applies a pattern with `re.search`, and
-# Python's `$` also matches before a trailing newline, so the end is `\Z`. The OpenAPI document
-# shows the same pattern with `$`, which in JSON Schema (ECMA 262) means the very end.
-DEVICE_ID_PATTERN = r"^[A-Za-z0-9_.:\-]{1,64}\Z"
-DEVICE_ID_SCHEMA_PATTERN = r"^[A-Za-z0-9_.:\-]{1,64}$"
-DEVICE_ID_RULE = "1-64 characters of A-Z a-z 0-9 _ - . : (the whole string)."
-# The earliest instant any reading may have, even with `allow_older`: its day and hour in UTC exist
-# (an aware datetime of 0001-01-01 with a positive offset has no UTC form in Python).
-EARLIEST_REPRESENTABLE = datetime(1, 1, 2, tzinfo=UTC)
 
 DeviceId = Annotated[str, msgspec.Meta(pattern=DEVICE_ID_PATTERN, examples=["V-1"])]
 EnergyKwh = Annotated[float, msgspec.Meta(ge=0, le=MAX_FINITE)]
@@ -104,7 +98,7 @@ class ReadingLimits:
         if max_future is None:
             max_future = _seconds(settings.TELEMETRY_MAX_FUTURE_SECONDS)
         if allow_older:
-            earliest = EARLIEST_REPRESENTABLE
+            earliest = EARLIEST
         else:
             earliest = now - (max_age or _days(settings.TELEMETRY_MAX_AGE_DAYS))
         return cls(
@@ -254,7 +248,7 @@ def item_errors(item: Any, *, kind: str | None, limits: ReadingLimits) -> dict[s
         except msgspec.ValidationError as error:
             message = str(error)
             if name in _ID_FIELDS.values() and isinstance(item[name], str):
-                message = f"Invalid device id: {DEVICE_ID_RULE}"
+                message = f"Invalid device id: {DEVICE_ID_RULE} (the whole string)."
             errors[name] = [_AT_PATH.sub("", message)]
             continue
         problem = _limit_problem(name, value, limits)

@@ -4,7 +4,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from fleet.models import MeterAssignment
+from fleet.models import MeterAssignment, device_id_validator
 from fleet.tests.factories import MeterAssignmentFactory, MeterFactory, VehicleFactory
 
 FEB_1 = datetime(2026, 2, 1, tzinfo=UTC)
@@ -81,3 +81,14 @@ class TestMeterAssignmentConstraints:
             "This period overlaps the assignment of vehicle V-1 to meter M-1 from "
             "2026-02-01 00:00:00+0000 to 2026-02-05 00:00:00+0000."
         ]
+
+
+class TestDeviceIdValidator:
+    @pytest.mark.parametrize("value", ["V-1", "a" * 64, "M_1.2:3-x"])
+    def test_accepts_an_id_of_the_contract(self, value):
+        device_id_validator(value)
+
+    @pytest.mark.parametrize("value", ["V-1\n", "V-1 ", " V-1", "", "a" * 65, "V/1", "V-\x001"])
+    def test_refuses_anything_else_even_a_trailing_newline(self, value):
+        with pytest.raises(ValidationError):
+            device_id_validator(value)

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from tqdm import tqdm
 
-from fleet.models import device_id_validator
+from fleet.models import DEVICE_ID_RULE, device_id_validator
 from fleet.services import AssignmentConflict, MappingRow, mappings_import
 
 HEADER = ("vehicleId", "meterId", "validFrom")
@@ -101,9 +101,7 @@ def _row(cells: list[str], line: int) -> MappingRow:
         try:
             device_id_validator(value)
         except ValidationError:
-            raise ValueError(
-                f"{field} {value!r} is not a device id (1–64 characters of A–Z a–z 0–9 _ - . :)."
-            ) from None
+            raise ValueError(f"{field} {value!r} is not a device id ({DEVICE_ID_RULE}).") from None
     valid_from = None
     if valid_from_text:
         try:
