@@ -17,17 +17,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from alarms.models import Alarm, AlarmType
-from alarms.openapi import (
-    INVALID_CURSOR,
-    UNAUTHENTICATED,
-    error_response,
-    field_errors_serializer,
-)
 from alarms.pagination import AlarmCursorPagination
 from alarms.selectors import AlarmState, alarm_get, alarm_list
 from alarms.serializers import AlarmSerializer
 from alarms.services import alarm_acknowledge
 from analytics.exports import CSVRenderer
+from api.openapi import error_detail, field_errors_serializer
 from fleet.models import DEVICE_ID_PATTERN, DEVICE_ID_RULE
 
 # fullmatch, not `$`: a trailing newline makes an id invalid.
@@ -92,14 +87,15 @@ OFFLINE_EXAMPLE = {
 }
 
 
-FORBIDDEN = error_response(
+FORBIDDEN = error_detail(
     "Not staff: only staff may acknowledge alarms.",
     "You do not have permission to perform this action.",
 )
-NOT_FOUND = error_response("No alarm has this id.", "No alarm 404.")
+NOT_FOUND = error_detail("No alarm has this id.", "No alarm 404.")
 BAD_PARAMETER = OpenApiResponse(
     field_errors_serializer(
-        "AlarmParameterErrorSerializer", ["status", "type", "vehicleId", "meterId", "limit"]
+        "AlarmParameterErrorSerializer",
+        ["status", "type", "vehicleId", "meterId", "limit", "cursor"],
     ),
     description="A query parameter does not parse; the body names it.",
     examples=[
@@ -178,9 +174,7 @@ def _parse_list_params(params) -> dict:
                 ],
             ),
             400: BAD_PARAMETER,
-            401: UNAUTHENTICATED,
-            403: error_response("The credentials are not valid.", "Invalid token."),
-            404: INVALID_CURSOR,
+            403: error_detail("The credentials are not valid.", "Invalid token."),
         },
     )
 )
@@ -216,7 +210,6 @@ class AlarmDetailView(APIView):
                     OpenApiExample("A cleared offline alarm of a meter", value=OFFLINE_EXAMPLE),
                 ],
             ),
-            401: UNAUTHENTICATED,
             404: NOT_FOUND,
         },
     )
@@ -256,7 +249,6 @@ class AlarmAcknowledgeView(APIView):
                     )
                 ],
             ),
-            401: UNAUTHENTICATED,
             403: FORBIDDEN,
             404: NOT_FOUND,
         },

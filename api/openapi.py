@@ -8,6 +8,7 @@ operation the 401 and the 503 that all of them share, defined once under `compon
 """
 
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
+from rest_framework import serializers
 
 ERROR_DETAIL_REF = {"$ref": "#/components/schemas/ErrorDetail"}
 PARAMETER_ERRORS_REF = {"$ref": "#/components/schemas/ParameterErrors"}
@@ -61,7 +62,7 @@ _RESPONSES = {
                 "schema": ERROR_DETAIL_REF,
                 "examples": {
                     "database down": {
-                        "value": {"detail": "The database is unavailable; retry shortly."}
+                        "value": {"detail": "The database is unavailable; retry in 5 s."}
                     }
                 },
             }
@@ -151,3 +152,13 @@ def add_common_responses(result, generator, request, public):
                 responses.setdefault("401", {"$ref": "#/components/responses/Unauthenticated"})
             responses.setdefault("503", {"$ref": "#/components/responses/ServiceUnavailable"})
     return result
+
+
+def field_errors_serializer(name: str, fields: list[str]) -> type[serializers.Serializer]:
+    """A serializer documenting `{"<field>": ["<message>", ...]}` for each of `fields`."""
+    declared = {
+        field: serializers.ListField(child=serializers.CharField(), required=False)
+        for field in fields
+    }
+    doc = '`{"<field>": ["<message>"]}`: each parameter or field at fault, and why.'
+    return type(name, (serializers.Serializer,), {**declared, "__doc__": doc})

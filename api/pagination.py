@@ -21,7 +21,8 @@ class StrictCursorPagination(CursorPagination):
     """`?limit=` in [1, max_page_size] (a 400 otherwise) and a checked `?cursor=`."""
 
     page_size_query_param = "limit"
-    # "device_id" (the ordering is a device's external id) or "instant" (an aware timestamp).
+    # "device_id" (the ordering is a device's external id), "instant" (an aware timestamp) or
+    # "integer" (a primary key).
     position_kind = "device_id"
 
     def get_page_size(self, request):
@@ -56,6 +57,8 @@ class StrictCursorPagination(CursorPagination):
     def _position_valid(self, position: str) -> bool:
         if self.position_kind == "device_id":
             return device_id_valid(position)
+        if self.position_kind == "integer":
+            return position.isascii() and position.isdigit() and len(position) <= 18
         try:
             moment = parse_datetime(position)
         except ValueError:

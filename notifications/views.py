@@ -13,13 +13,8 @@ from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from alarms.openapi import (
-    INVALID_CURSOR,
-    UNAUTHENTICATED,
-    error_response,
-    field_errors_serializer,
-)
-from alarms.pagination import StrictLimitCursorPagination
+from api.openapi import error_detail, field_errors_serializer
+from api.pagination import StrictCursorPagination
 from notifications.models import WebhookEndpoint
 from notifications.serializers import WebhookEndpointSerializer
 from notifications.services import (
@@ -44,13 +39,13 @@ CREATE_EXAMPLE = {
 }
 
 
-FORBIDDEN = error_response(
+FORBIDDEN = error_detail(
     "Not staff: only staff manage webhook endpoints.",
     "You do not have permission to perform this action.",
 )
-NOT_FOUND = error_response("No endpoint has this id.", "No webhook endpoint 404.")
+NOT_FOUND = error_detail("No endpoint has this id.", "No webhook endpoint 404.")
 ENDPOINT_ERRORS = field_errors_serializer(
-    "WebhookEndpointErrorSerializer", ["url", "secret", "active", "alarmTypes", "limit"]
+    "WebhookEndpointErrorSerializer", ["url", "secret", "active", "alarmTypes", "limit", "cursor"]
 )
 INVALID = OpenApiResponse(
     ENDPOINT_ERRORS,
@@ -69,8 +64,11 @@ INVALID = OpenApiResponse(
 )
 
 
-class EndpointPagination(StrictLimitCursorPagination):
+class EndpointPagination(StrictCursorPagination):
     ordering = "id"
+    position_kind = "integer"
+    page_size = 100
+    max_page_size = 1000
 
 
 @extend_schema_view(
@@ -96,9 +94,7 @@ class EndpointPagination(StrictLimitCursorPagination):
                     )
                 ],
             ),
-            401: UNAUTHENTICATED,
             403: FORBIDDEN,
-            404: INVALID_CURSOR,
         },
     )
 )
@@ -126,7 +122,6 @@ class EndpointListView(ListAPIView):
                 examples=[OpenApiExample("Created", value=ENDPOINT_EXAMPLE, response_only=True)],
             ),
             400: INVALID,
-            401: UNAUTHENTICATED,
             403: FORBIDDEN,
         },
     )
@@ -156,7 +151,6 @@ class EndpointDetailView(APIView):
                 WebhookEndpointSerializer,
                 examples=[OpenApiExample("An endpoint", ENDPOINT_EXAMPLE)],
             ),
-            401: UNAUTHENTICATED,
             403: FORBIDDEN,
             404: NOT_FOUND,
         },
@@ -187,7 +181,6 @@ class EndpointDetailView(APIView):
                 ],
             ),
             400: INVALID,
-            401: UNAUTHENTICATED,
             403: FORBIDDEN,
             404: NOT_FOUND,
         },
@@ -208,7 +201,6 @@ class EndpointDetailView(APIView):
         tags=["notifications"],
         responses={
             204: OpenApiResponse(description="Deleted."),
-            401: UNAUTHENTICATED,
             403: FORBIDDEN,
             404: NOT_FOUND,
         },

@@ -110,6 +110,8 @@ class TestAlarmList:
             ("limit=0", "limit"),
             ("limit=abc", "limit"),
             ("limit=1001", "limit"),
+            ("cursor=garbage", "cursor"),
+            ("cursor=", "cursor"),
             ("vehicleId=V-1%0A", "vehicleId"),
             ("meterId=" + "M" * 65, "meterId"),
         ],

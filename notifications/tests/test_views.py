@@ -83,3 +83,4 @@ class TestEndpointsApi:
         assert staff_client.get(f"{URL}/404").status_code == 404
         assert staff_client.patch(f"{URL}/abc", {}, format="json").status_code == 404
         assert list(staff_client.get(f"{URL}?limit=0").json()) == ["limit"]
+        assert list(staff_client.get(f"{URL}?cursor=garbage").json()) == ["cursor"]
