@@ -9,7 +9,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,7 +20,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from testsupport.servers import ROOT, free_port
+from testsupport.servers import ROOT, free_port, wait_for_port
 
 
 def mosquitto_binary() -> str:
@@ -31,18 +30,6 @@ def mosquitto_binary() -> str:
     if not found:
         raise RuntimeError("mosquitto is not installed (scripts/test installs Debian's mosquitto)")
     return found
-
-
-def wait_for_port(port: int, *, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"nothing listens on port {port} after {timeout} s") from None
-            time.sleep(0.05)
 
 
 class Mosquitto:

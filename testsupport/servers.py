@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,19 +34,38 @@ def database_url(settings_dict: dict) -> str:
     return f"postgres://{user}{password}@{host}:{port}/{settings_dict['NAME']}"
 
 
-def wait_for_http(url: str, *, timeout: float = 30.0) -> None:
-    """Return once `url` answers at all (any status); raise after `timeout` seconds."""
+def _wait_until(probe: Callable[[], None], *, what: str, timeout: float) -> None:
+    """Call `probe` until it stops raising OSError; TimeoutError after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            urllib.request.urlopen(url, timeout=1).close()
-            return
-        except urllib.error.HTTPError:
+            probe()
             return
         except OSError:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{url} did not answer within {timeout} s") from None
-            time.sleep(0.1)
+                raise TimeoutError(f"{what} after {timeout} s") from None
+            time.sleep(0.05)
+
+
+def wait_for_http(url: str, *, timeout: float = 30.0) -> None:
+    """Return once `url` answers at all (any status); raise after `timeout` seconds."""
+
+    def probe() -> None:
+        try:
+            urllib.request.urlopen(url, timeout=1).close()
+        except urllib.error.HTTPError:
+            return  # an answer, whatever its status
+
+    _wait_until(probe, what=f"{url} did not answer", timeout=timeout)
+
+
+def wait_for_port(port: int, *, timeout: float = 10.0) -> None:
+    """Return once something accepts connections on 127.0.0.1:`port`."""
+    _wait_until(
+        lambda: socket.create_connection(("127.0.0.1", port), timeout=0.5).close(),
+        what=f"nothing listens on port {port}",
+        timeout=timeout,
+    )
 
 
 class Gunicorn:
