@@ -88,8 +88,22 @@ def forget_cached_credentials() -> None:
     _remembered_tokens.clear()
 
 
+BEARER = "Bearer"
+
+
 class CachedTokenAuthentication(TokenAuthentication):
-    """DRF's `Authorization: Token <t>`, its lookup remembered (see the module docstring)."""
+    """A person's DRF token, its lookup remembered (see the module docstring).
+
+    Sent as `Authorization: Bearer <t>` (what the OpenAPI schema declares, so Swagger UI's
+    Authorize takes the bare token) or `Authorization: Token <t>` (DRF's own keyword, which
+    existing clients send).
+    """
+
+    def authenticate(self, request):
+        scheme = get_authorization_header(request).split()[:1]
+        if scheme and scheme[0].lower() == BEARER.lower().encode():
+            self.keyword = BEARER  # an instance per request: this request's keyword only
+        return super().authenticate(request)
 
     def authenticate_credentials(self, key):
         # A failed lookup raises AuthenticationFailed, so only accepted tokens are remembered.
@@ -138,4 +152,19 @@ class DeviceKeyAuthenticationScheme(OpenApiAuthenticationExtension):
             "in": "header",
             "name": "Authorization",
             "description": f"Device key, sent as `{KEYWORD} <key>`.",
+        }
+
+
+class PeopleTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "telemetry.authentication.CachedTokenAuthentication"
+    name = "BearerAuth"
+    priority = 1  # over drf-spectacular's own scheme of TokenAuthentication subclasses
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A person's token (`python manage.py drf_create_token USER`): paste it "
+            "bare into Authorize; sent as `Authorization: Bearer <token>`. "
+            "`Authorization: Token <token>` is accepted too.",
         }

@@ -156,7 +156,7 @@ INGEST_RESPONSES = {
         ),
         (
             "Malformed body",
-            _refused("The body is not valid JSON: it is not UTF-8 (byte 14)."),
+            _refused("The body is not valid JSON: a string in it is not UTF-8."),
         ),
         ("Empty batch", _refused("The batch is empty.")),
     ),

@@ -146,10 +146,8 @@ def decode_json(body: bytes) -> Any:
         return _json_decoder.decode(body)
     except (msgspec.DecodeError, msgspec.ValidationError) as error:
         raise MalformedBody(f"The body is not valid JSON: {error}") from None
-    except UnicodeDecodeError as error:
-        raise MalformedBody(
-            f"The body is not valid JSON: it is not UTF-8 (byte {error.start})."
-        ) from None
+    except UnicodeDecodeError:
+        raise MalformedBody("The body is not valid JSON: a string in it is not UTF-8.") from None
     except RecursionError:
         raise MalformedBody("The body is not valid JSON: it is nested too deeply.") from None
 

@@ -23,6 +23,26 @@ def token_client(api_client, analyst_user):
 
 
 class TestPeopleTokens:
+    @pytest.mark.parametrize("keyword", ["Token", "Bearer", "bearer"])
+    def test_a_token_is_accepted_after_either_keyword(self, api_client, analyst_user, keyword):
+        token = Token.objects.create(user=analyst_user)
+        api_client.credentials(HTTP_AUTHORIZATION=f"{keyword} {token.key}")
+
+        assert api_client.get("/v1/status/vehicles").status_code == 200
+
+    def test_an_unknown_bearer_token_is_refused(self, api_client):
+        api_client.credentials(HTTP_AUTHORIZATION="Bearer not-a-token")
+
+        response = api_client.get("/v1/status/vehicles")
+
+        assert (response.status_code, response.json()) == (401, {"detail": "Invalid token."})
+
+    def test_the_schema_declares_the_bearer_scheme(self, api_client):
+        schema = api_client.get("/api/schema/?format=json").json()
+
+        assert schema["components"]["securitySchemes"]["BearerAuth"]["scheme"] == "bearer"
+        assert {"BearerAuth": []} in schema["paths"]["/v1/status/vehicles"]["get"]["security"]
+
     def test_a_deleted_token_stops_working_within_the_cache_delay(self, token_client):
         with time_machine.travel(NOW, tick=False):
             assert token_client.get("/v1/status/vehicles").status_code == 200
