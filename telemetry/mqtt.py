@@ -202,6 +202,17 @@ class TopicRefused(ValueError):
     """A topic under which no reading may be published."""
 
 
+def network_loop_stop(client: mqtt.Client) -> None:
+    """`client.loop_stop()` after a `disconnect()`, without its race.
+
+    paho-mqtt 2.2's network thread clears its own handle when it ends after a disconnect, and
+    `loop_stop` can read that handle between its check and its `join` (an AttributeError on
+    None): the thread has then ended, which is what stopping wanted.
+    """
+    with contextlib.suppress(AttributeError):
+        client.loop_stop()
+
+
 def topic_route(topic: str) -> tuple[str | None, str | None]:
     """(kind, device id) a topic fixes: ("meter", id), ("vehicle", id) or (None, None)."""
     parts = topic.split("/")
@@ -452,7 +463,7 @@ class MqttConsumer:
                 properties = Properties(PacketTypes.DISCONNECT)
                 properties.SessionExpiryInterval = 0
             self._client.disconnect(properties=properties)
-            self._client.loop_stop()
+            network_loop_stop(self._client)
             CONNECTED.set(0)
 
     def _gather(self) -> list[tuple[Verdict, ParsedReadings | None]]:

@@ -20,6 +20,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from telemetry.mqtt import network_loop_stop
 from testsupport.servers import ROOT, free_port, wait_for_port
 
 
@@ -222,4 +223,4 @@ class Publisher:
 
     def close(self) -> None:
         self.client.disconnect()
-        self.client.loop_stop()
+        network_loop_stop(self.client)

@@ -98,12 +98,16 @@ def stack(transactional_db, tmp_path):
             assert client.wait_connected(), client.connect_results
             return client
 
-    yield Stack()
-    for client in publishers:
-        client.close()
-    for process in consumers:
-        process.stop(signal.SIGKILL)
-    broker.stop()
+    try:
+        yield Stack()
+    finally:  # every process goes, even when closing one of them fails
+        try:
+            for client in publishers:
+                client.close()
+        finally:
+            for process in consumers:
+                process.stop(signal.SIGKILL)
+            broker.stop()
 
 
 def wait_subscribed(consumer: IngestConsumer) -> None:
