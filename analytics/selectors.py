@@ -610,7 +610,7 @@ def _fleet_execute(
     connection = connections[router.db_for_read(MeterHourly)]
     adapt = connection.ops.adapt_datetimefield_value
     until = floor_hour(end) + HOUR
-    params.setdefault("min_charge_kwh", settings.ANALYTICS_MIN_CHARGE_KWH)
+    params["min_charge_kwh"] = _min_charge(params.get("min_charge_kwh"))
     if bucket is not None:
         params.update(_bucket_params(start, until, bucket))
     params["start"] = adapt(start)
@@ -659,7 +659,7 @@ def fleet_inefficient(
         start=start,
         end=end,
         threshold=threshold,
-        min_charge_kwh=_min_charge(min_charge_kwh),
+        min_charge_kwh=min_charge_kwh,
         limit=limit,
         offset=offset,
     )
@@ -688,7 +688,7 @@ def fleet_summary(
         start=start,
         end=end,
         threshold=threshold,
-        min_charge_kwh=_min_charge(min_charge_kwh),
+        min_charge_kwh=min_charge_kwh,
     )
     by_status = dict.fromkeys(PerformanceStatus.values, 0)
     ac_kwh = dc_kwh = 0.0
@@ -760,7 +760,7 @@ def fleet_series(
         end=end,
         bucket=bucket,
         threshold=threshold,
-        min_charge_kwh=_min_charge(min_charge_kwh),
+        min_charge_kwh=min_charge_kwh,
     )
     items = _series_items(rows, start, floor_hour(end) + HOUR, bucket)
     if items:  # the last bucket ends now, not at the end of the current hour
@@ -912,7 +912,7 @@ def fleet_attribution(
         start=start,
         end=end,
         threshold=threshold,
-        min_charge_kwh=_min_charge(min_charge_kwh),
+        min_charge_kwh=min_charge_kwh,
     )
     grouped: dict[tuple[str, str], list[Pairing]] = {}
     for verdict, vehicle, meter, *columns in rows:

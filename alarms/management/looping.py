@@ -1,5 +1,6 @@
 """A management command that runs once, or every N seconds with `--loop N` (for compose)."""
 
+import abc
 import logging
 import time
 
@@ -9,7 +10,7 @@ from django.db import DatabaseError, close_old_connections
 logger = logging.getLogger(__name__)
 
 
-class LoopCommand(BaseCommand):
+class LoopCommand(BaseCommand, abc.ABC):
     def add_arguments(self, parser) -> None:
         parser.add_argument(
             "--loop",
@@ -18,9 +19,9 @@ class LoopCommand(BaseCommand):
             help="Run again every SECONDS seconds until stopped (Ctrl-C or SIGTERM).",
         )
 
+    @abc.abstractmethod
     def run_once(self) -> str:
         """Do one round of work and return a line saying what it did."""
-        raise NotImplementedError
 
     def handle(self, *args, loop: float | None = None, **options) -> None:
         if loop is None:
