@@ -84,6 +84,9 @@ class Vehicle(models.Model):
 
     objects = VehicleQuerySet.as_manager()
 
+    # The field devices (and every API) name the vehicle by.
+    external_id_field = "vehicle_id"
+
     class Meta:
         ordering = ["vehicle_id"]
 
@@ -100,6 +103,9 @@ class Meter(models.Model):
     created_at = models.DateTimeField(default=timezone.now, db_default=Now(), editable=False)
 
     objects = MeterQuerySet.as_manager()
+
+    # The field devices (and every API) name the meter by.
+    external_id_field = "meter_id"
 
     class Meta:
         ordering = ["meter_id"]
