@@ -1,70 +1,18 @@
 from django.urls import path
 
-from telemetry.views import MetricsView, healthz, home, ingest_view, readyz
-
-_MIXED = "One reading, or a batch of meters and vehicles mixed"
+from telemetry import views
 
 urlpatterns = [
-    path(
-        "v1/ingest", ingest_view(kind=None, batch_only=False, summary=_MIXED, operation_id="ingest")
-    ),
-    path(
-        "v1/ingest/meter",
-        ingest_view(
-            kind="meter",
-            batch_only=False,
-            summary="Meter readings: one or a batch",
-            operation_id="ingest_meter",
-        ),
-    ),
-    path(
-        "v1/ingest/vehicle",
-        ingest_view(
-            kind="vehicle",
-            batch_only=False,
-            summary="Vehicle readings: one or a batch",
-            operation_id="ingest_vehicle",
-        ),
-    ),
-    path(
-        "v1/ingest/meter/batch",
-        ingest_view(
-            kind="meter",
-            batch_only=True,
-            summary="A batch of meter readings",
-            operation_id="ingest_meter_batch",
-        ),
-    ),
-    path(
-        "v1/ingest/vehicle/batch",
-        ingest_view(
-            kind="vehicle",
-            batch_only=True,
-            summary="A batch of vehicle readings",
-            operation_id="ingest_vehicle_batch",
-        ),
-    ),
+    path("v1/ingest", views.MixedIngestView.as_view()),
+    path("v1/ingest/meter", views.MeterIngestView.as_view()),
+    path("v1/ingest/vehicle", views.VehicleIngestView.as_view()),
+    path("v1/ingest/meter/batch", views.MeterBatchIngestView.as_view()),
+    path("v1/ingest/vehicle/batch", views.VehicleBatchIngestView.as_view()),
     # Aliases kept for clients of the reference designs.
-    path(
-        "v1/telemetry/ingest",
-        ingest_view(
-            kind=None,
-            batch_only=False,
-            summary=f"{_MIXED} (alias of /v1/ingest)",
-            operation_id="telemetry_ingest_alias",
-        ),
-    ),
-    path(
-        "v1/telemetry",
-        ingest_view(
-            kind=None,
-            batch_only=False,
-            summary=f"{_MIXED} (alias of /v1/ingest)",
-            operation_id="telemetry_alias",
-        ),
-    ),
-    path("metrics", MetricsView.as_view(), name="metrics"),
-    path("healthz", healthz, name="healthz"),
-    path("readyz", readyz, name="readyz"),
-    path("", home, name="home"),
+    path("v1/telemetry/ingest", views.TelemetryIngestAliasView.as_view()),
+    path("v1/telemetry", views.TelemetryAliasView.as_view()),
+    path("metrics", views.MetricsView.as_view(), name="metrics"),
+    path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
+    path("", views.home, name="home"),
 ]

@@ -3,7 +3,7 @@ from django.db import DatabaseError, connection
 from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import status
 from rest_framework.exceptions import ParseError, PermissionDenied, UnsupportedMediaType
 from rest_framework.permissions import IsAdminUser
@@ -101,26 +101,63 @@ def _status_of(parsed: ParsedReadings, result: IngestResult) -> int:
     return status.HTTP_200_OK
 
 
-def ingest_view(*, kind: str | None, batch_only: bool, summary: str, operation_id: str):
-    """An `IngestView` for one route, documented for that route's shapes."""
+def _documented(*, summary: str, operation_id: str):
+    """Document an ingest route's view class: its shapes (from `kind` and `batch_only`)."""
 
-    def post(self, request):
-        return IngestView.post(self, request)
+    def document(view_class: type[IngestView]) -> type[IngestView]:
+        return extend_schema_view(
+            post=extend_schema(
+                operation_id=operation_id,
+                summary=summary,
+                tags=["ingestion"],
+                request=request_schema(kind=view_class.kind, batch_only=view_class.batch_only),
+                examples=request_examples(kind=view_class.kind, batch_only=view_class.batch_only),
+                responses=INGEST_RESPONSES,
+            )
+        )(view_class)
 
-    documented_post = extend_schema(
-        operation_id=operation_id,
-        summary=summary,
-        tags=["ingestion"],
-        request=request_schema(kind=kind, batch_only=batch_only),
-        examples=request_examples(kind=kind, batch_only=batch_only),
-        responses=INGEST_RESPONSES,
-    )(post)
-    view_class = type(
-        f"IngestView_{operation_id}",
-        (IngestView,),
-        {"kind": kind, "batch_only": batch_only, "post": documented_post},
-    )
-    return view_class.as_view()
+    return document
+
+
+_MIXED = "One reading, or a batch of meters and vehicles mixed"
+
+
+@_documented(summary=_MIXED, operation_id="ingest")
+class MixedIngestView(IngestView):
+    pass
+
+
+@_documented(summary="Meter readings: one or a batch", operation_id="ingest_meter")
+class MeterIngestView(IngestView):
+    kind = "meter"
+
+
+@_documented(summary="Vehicle readings: one or a batch", operation_id="ingest_vehicle")
+class VehicleIngestView(IngestView):
+    kind = "vehicle"
+
+
+@_documented(summary="A batch of meter readings", operation_id="ingest_meter_batch")
+class MeterBatchIngestView(IngestView):
+    kind = "meter"
+    batch_only = True
+
+
+@_documented(summary="A batch of vehicle readings", operation_id="ingest_vehicle_batch")
+class VehicleBatchIngestView(IngestView):
+    kind = "vehicle"
+    batch_only = True
+
+
+# Aliases kept for clients of the reference designs: the mixed route under their paths.
+@_documented(summary=f"{_MIXED} (alias of /v1/ingest)", operation_id="telemetry_ingest_alias")
+class TelemetryIngestAliasView(IngestView):
+    pass
+
+
+@_documented(summary=f"{_MIXED} (alias of /v1/ingest)", operation_id="telemetry_alias")
+class TelemetryAliasView(IngestView):
+    pass
 
 
 class MetricsView(APIView):
