@@ -1,7 +1,7 @@
 """Counters of ingested readings, exposed at /metrics for Prometheus (staff only).
 
 Under gunicorn with several workers set PROMETHEUS_MULTIPROC_DIR to an empty directory so every
-worker's counts are summed (the gunicorn config in `deploy/gunicorn.conf.py` does).
+worker's counts are summed (`gunicorn.conf.py` at the top of the project does).
 """
 
 import os
