@@ -18,6 +18,7 @@ from analytics.selectors import (
     fleet_vehicle_figures,
     fleet_window,
 )
+from api.bulk import rows_insert
 from fleet.models import Meter, MeterAssignment, Vehicle
 from notifications.models import DeliveryEvent
 from notifications.services import deliveries_enqueue
@@ -311,7 +312,7 @@ def alarms_evaluate(*, now: datetime | None = None) -> AlarmEvaluation:
             if alarm.type == AlarmType.LOW_EFFICIENCY:
                 alarm.figures["attribution"] = attribution.get(alarm.vehicle_id)
 
-        Alarm.objects.bulk_create(plan.new, batch_size=1000)
+        rows_insert(model=Alarm, objects=plan.new)
         Alarm.objects.bulk_update(
             plan.touched, ["latest", "updated_at", "cleared_at"], batch_size=1000
         )

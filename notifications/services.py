@@ -18,6 +18,7 @@ from rest_framework.utils.encoders import JSONEncoder
 
 from alarms.models import Alarm
 from alarms.serializers import AlarmSerializer
+from api.bulk import rows_insert
 from notifications.models import Delivery, DeliveryAttempt, DeliveryStatus, WebhookEndpoint
 
 SIGNATURE_HEADER = "X-Energy-Signature"
@@ -73,7 +74,7 @@ def deliveries_enqueue(*, changes: Sequence[tuple[Alarm, str]], now: datetime) -
                     next_attempt_at=now,
                 )
             )
-    Delivery.objects.bulk_create(rows, batch_size=1000)
+    rows_insert(model=Delivery, objects=rows)
     return len(rows)
 
 
