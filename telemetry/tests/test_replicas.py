@@ -8,10 +8,14 @@ its statistics; the counters are read once no client of the project is left on a
 
 import http.client
 import json
+import re
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from http.cookiejar import CookieJar
 
 import psycopg
 import pytest
@@ -19,6 +23,7 @@ import pytest
 from testsupport.load import CLOCK, Fleet, Load, Mix, manage, provision
 from testsupport.postgres import ThrowawayPostgres
 from testsupport.servers import Gunicorn
+from testsupport.static import collect_static_once
 
 pytestmark = [pytest.mark.postgresql]
 
@@ -58,11 +63,14 @@ class Replicated:
 @pytest.fixture(scope="module")
 def replicated(tmp_path_factory):
     log_dir = tmp_path_factory.mktemp("replicas")
+    collect_static_once()  # the admin's pages
     with ThrowawayPostgres() as primary:
         primary.create_database(DATABASE)
         fleet = provision(primary.url(DATABASE), vehicles=4)
-        with primary.connect(DATABASE) as connection:  # the mapping API is for staff
-            connection.execute("UPDATE auth_user SET is_staff = true WHERE username = 'load'")
+        with primary.connect(DATABASE) as connection:  # the mapping API and the admin: staff
+            connection.execute(
+                "UPDATE auth_user SET is_staff = true, is_superuser = true WHERE username = 'load'"
+            )
         with ThreadPoolExecutor(2) as pool:  # two base backups at once
             first, second = pool.map(lambda _: primary.replica(), range(2))
         with first, second:
@@ -280,6 +288,31 @@ def test_a_stopped_replica_is_skipped_then_the_primary_answers_the_same(replicat
     read_all(service, rounds=2)
     read = grown(before, scans_of(service), READ_TABLES)
     assert read["primary"] == 0 and read["replica_1"] > 0 and read["replica_2"] > 0, read
+
+
+def test_the_admin_reads_the_primary_even_its_history_pages(replicated):
+    service = replicated
+    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+    login = f"{service.server.url}/admin/login/?next=/admin/"
+    form = browser.open(login, timeout=15).read().decode()
+    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form)[1]
+    fields = {"csrfmiddlewaretoken": csrf, "username": "load", "password": "load-pass-123"}
+    before = scans_of(service)
+    with browser.open(login, urllib.parse.urlencode(fields).encode(), timeout=15) as answer:
+        assert answer.url.endswith("/admin/"), answer.url  # logged in
+    pages = ("vehiclereading", "vehiclestatus", "meterhourly")
+    for page in pages:
+        vehicle = service.fleet.vehicles[0]
+        with browser.open(f"{service.server.url}/admin/telemetry/{page}/?q={vehicle}") as answer:
+            assert answer.status == 200
+    with browser.open(f"{service.server.url}/admin/fleet/meterassignment/") as answer:
+        assert answer.status == 200
+    after = scans_of(service)
+    everything = grown(before, after, ("",))
+    assert everything["replica_1"] == everything["replica_2"] == 0, everything
+    read = grown(before, after, READ_TABLES)
+    assert read["primary"] >= len(pages), read
+    assert grown(before, after, ("django_session", "auth_user"))["primary"] > 0
 
 
 def test_the_replicas_refuse_writes(replicated):
