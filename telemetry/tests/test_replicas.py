@@ -63,8 +63,8 @@ class Replicated:
 @pytest.fixture(scope="module")
 def replicated(tmp_path_factory):
     log_dir = tmp_path_factory.mktemp("replicas")
-    collect_static_once()  # the admin's pages
-    with ThrowawayPostgres() as primary:
+    with ThreadPoolExecutor(1) as static, ThrowawayPostgres() as primary:
+        collected = static.submit(collect_static_once)  # the admin's pages, meanwhile
         primary.create_database(DATABASE)
         fleet = provision(primary.url(DATABASE), vehicles=4)
         with primary.connect(DATABASE) as connection:  # the mapping API and the admin: staff
@@ -83,6 +83,7 @@ def replicated(tmp_path_factory):
                 "DATABASE_CONN_MAX_AGE": "0",
                 "API_AUTH_CACHE_SECONDS": "0",
             }
+            collected.result()
             with Gunicorn(env, workers=1, threads=2, log_dir=log_dir) as server:
                 service = Replicated(primary, [first, second], fleet, server)
                 seed = Load(url=server.url, fleet=fleet, mix=Mix({}), clients=1).seed_readings()
