@@ -211,14 +211,56 @@ else:
     # this many seconds before its 503, not the operating system's TCP timeout (minutes).
     DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = _CONNECT_TIMEOUT
 
-# Status and analytics reads go through the `analytics.routers.ReadReplicaRouter`; set
-# DATABASE_REPLICA_URL to send them to a streaming replica.
-_REPLICA_URL = env_str("DATABASE_REPLICA_URL")
-if _REPLICA_URL:
-    DATABASES["replica"] = dj_database_url.parse(_REPLICA_URL, conn_max_age=_CONN_MAX_AGE)
-    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
-    DATABASES["replica"].setdefault("OPTIONS", {})["connect_timeout"] = _CONNECT_TIMEOUT
-DATABASE_ROUTERS = ["analytics.routers.ReadReplicaRouter"]
+# Status, history and analytics reads go through `api.routers.ReadReplicaRouter`: with
+# DATABASE_REPLICA_URLS (comma-separated; DATABASE_REPLICA_URL is the one-replica spelling) they
+# are spread over the streaming replicas `replica_1`, `replica_2`, ... A replica that lags more
+# than DATABASE_REPLICA_MAX_LAG_SECONDS is skipped, one that refuses a connection is skipped for
+# DATABASE_REPLICA_DOWN_SECONDS; each process checks a replica at most once per
+# DATABASE_REPLICA_CHECK_SECONDS. With none usable the primary answers.
+_REPLICA_URLS = env_list("DATABASE_REPLICA_URLS", [])
+if env_str("DATABASE_REPLICA_URL"):
+    if _REPLICA_URLS:
+        raise ImproperlyConfigured(
+            "Set DATABASE_REPLICA_URLS or DATABASE_REPLICA_URL (one replica), not both."
+        )
+    _REPLICA_URLS = [env_str("DATABASE_REPLICA_URL").strip()]
+if _REPLICA_URLS and DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    raise ImproperlyConfigured("DATABASE_REPLICA_URLS needs a PostgreSQL DATABASE_URL.")
+for _number, _url in enumerate(_REPLICA_URLS, start=1):
+    try:
+        _replica = dj_database_url.parse(_url, conn_max_age=_CONN_MAX_AGE)
+    except ValueError as error:
+        raise ImproperlyConfigured(
+            f"DATABASE_REPLICA_URLS item {_number} does not parse: {error}"
+        ) from None
+    if _replica["ENGINE"] != DATABASES["default"]["ENGINE"]:
+        raise ImproperlyConfigured(f"DATABASE_REPLICA_URLS item {_number} is not PostgreSQL.")
+    _replica["TEST"] = {"MIRROR": "default"}
+    _replica["CONN_HEALTH_CHECKS"] = DATABASES["default"]["CONN_HEALTH_CHECKS"]
+    _replica.setdefault("OPTIONS", {})["connect_timeout"] = _CONNECT_TIMEOUT
+    DATABASES[f"replica_{_number}"] = _replica
+DATABASE_ROUTERS = ["api.routers.ReadReplicaRouter"]
+DATABASE_REPLICA_MAX_LAG_SECONDS = env_float(
+    "DATABASE_REPLICA_MAX_LAG_SECONDS", 5.0, minimum=0.0, maximum=86400.0
+)
+DATABASE_REPLICA_CHECK_SECONDS = env_float(
+    "DATABASE_REPLICA_CHECK_SECONDS", 1.0, minimum=0.0, maximum=60.0
+)
+DATABASE_REPLICA_DOWN_SECONDS = env_float(
+    "DATABASE_REPLICA_DOWN_SECONDS", 5.0, minimum=0.0, maximum=3600.0
+)
+
+# Transaction pooling (pgbouncer `pool_mode = transaction`, or any pooler that hands each
+# transaction a server connection of its choice): no prepared statements kept on a connection
+# (psycopg prepares after 5 runs otherwise) and no server-side cursors (a named cursor lives only
+# as long as its transaction). Applies to the primary and every replica.
+DATABASE_TRANSACTION_POOLING = env_bool("DATABASE_TRANSACTION_POOLING", False)
+if DATABASE_TRANSACTION_POOLING:
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+        raise ImproperlyConfigured("DATABASE_TRANSACTION_POOLING needs a PostgreSQL DATABASE_URL.")
+    for _database in DATABASES.values():
+        _database.setdefault("OPTIONS", {})["prepare_threshold"] = None
+        _database["DISABLE_SERVER_SIDE_CURSORS"] = True
 
 # Seconds a client is told to wait (`Retry-After`) when the database is unavailable (503).
 DATABASE_RETRY_AFTER_SECONDS = env_int("DATABASE_RETRY_AFTER_SECONDS", 5, minimum=1)

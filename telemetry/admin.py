@@ -8,6 +8,7 @@ tables, whose real key is (device, recorded_at)).
 
 from django.contrib import admin
 from django.core.paginator import Paginator
+from django.db import DEFAULT_DB_ALIAS
 from django.utils.functional import cached_property
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
@@ -73,6 +74,10 @@ class ReadOnlyAdmin(admin.ModelAdmin):
     show_full_result_count = False
     list_select_related = ("device",)
     device_id_field = ""  # the device's external id, e.g. "device__meter_id"
+
+    def get_queryset(self, request):
+        # The operator sees the primary, never a replica's lagging copy (api.routers).
+        return super().get_queryset(request).using(DEFAULT_DB_ALIAS)
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -10,6 +10,8 @@ they run as the `postgres` OS user (`runuser`), which owns the directory.
         url = pg.url("energy")          # postgres://postgres@127.0.0.1:<port>/energy
         pg.terminate_backends("energy") # every client connection of that database is cut
         pg.stop(); pg.start()           # the server is down in between
+        with pg.replica() as standby:   # a streaming replica (`pg_basebackup -R`) of it
+            standby.wait_for_replay()   # everything committed on pg so far is readable there
 """
 
 import glob
@@ -17,6 +19,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import psycopg
@@ -52,25 +55,46 @@ def _version_key(path: str) -> int:
 class ThrowawayPostgres:
     """A private PostgreSQL server for one test (or one benchmark run), for a `with` block."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, primary: "ThrowawayPostgres | None" = None) -> None:
+        """A new cluster; with `primary` (running), a streaming replica of it instead."""
         self.bindir = postgres_bindir()
         self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="energy-throwaway-pg-"))
         self.data = self.root / "data"
         self.log_path = self.root / "server.log"
+        self.primary = primary
         self._as_postgres = os.geteuid() == 0
         if self._as_postgres:
             shutil.chown(self.root, user=OS_USER, group=OS_USER)
-        self._run(
-            "initdb",
-            "-D",
-            str(self.data),
-            "-U",
-            "postgres",
-            "--auth=trust",
-            "--encoding=UTF8",
-            "--no-sync",
-        )
+        if primary is None:
+            self._run(
+                "initdb",
+                "-D",
+                str(self.data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-sync",
+            )
+        else:
+            # A copy of the running primary; -R writes standby.signal and primary_conninfo.
+            self._run(
+                "pg_basebackup",
+                "-D",
+                str(self.data),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(primary.port),
+                "-U",
+                "postgres",
+                "-R",
+                "-X",
+                "stream",
+                "--checkpoint=fast",
+                "--no-sync",
+            )
         settings = {
             "listen_addresses": "'127.0.0.1'",
             "port": str(self.port),
@@ -81,7 +105,15 @@ class ThrowawayPostgres:
             "fsync": "on",
             "synchronous_commit": "on",
             "log_min_messages": "warning",
+            # A primary feeds replicas (tests of read routing): a few WAL senders, and a replica
+            # answers reads while it replays.
+            "wal_level": "replica",
+            "max_wal_senders": "5",
+            "hot_standby": "on",
+            "wal_receiver_status_interval": "1s",
         }
+        if primary is not None:
+            settings["fsync"] = "off"  # a copy: nothing is acknowledged from it
         with open(self.data / "postgresql.conf", "a") as conf:
             conf.write("\n# testsupport.postgres.ThrowawayPostgres\n")
             conf.writelines(f"{name} = {value}\n" for name, value in settings.items())
@@ -127,6 +159,52 @@ class ThrowawayPostgres:
                 [database],
             ).fetchone()
         return row[0]
+
+    def replica(self) -> "ThrowawayPostgres":
+        """A new streaming replica of this (running) server, not started yet; `with` starts it."""
+        return ThrowawayPostgres(primary=self)
+
+    def wait_for_replay(self, *, timeout: float = 20.0) -> None:
+        """Return once this replica has replayed everything its primary has written so far."""
+        if self.primary is None:
+            raise RuntimeError("wait_for_replay() is for a replica")
+        with self.primary.connect() as primary:
+            target = primary.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
+        deadline = time.monotonic() + timeout
+        with self.connect() as standby:
+            while True:
+                caught_up = standby.execute(
+                    "SELECT pg_wal_lsn_diff(pg_last_wal_replay_lsn(), %s::pg_lsn) >= 0",
+                    [target],
+                ).fetchone()[0]
+                if caught_up:
+                    return
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"replica on {self.port} did not replay {target}")
+                time.sleep(0.05)
+
+    def pause_replay(self) -> None:
+        """Stop applying WAL (it is still received): the replica falls behind its primary."""
+        with self.connect() as standby:
+            standby.execute("SELECT pg_wal_replay_pause()")
+
+    def resume_replay(self) -> None:
+        with self.connect() as standby:
+            standby.execute("SELECT pg_wal_replay_resume()")
+
+    def scan_counts(self, database: str) -> dict[str, int]:
+        """seq_scan + idx_scan of each user table of `database` on this server (its own counters).
+
+        The statistics are flushed by each backend at the end of a transaction (at most once a
+        second while busy); call after the reads of interest, and compare two calls.
+        """
+        with self.connect(database) as connection:
+            connection.execute("SELECT pg_stat_clear_snapshot()")
+            rows = connection.execute(
+                "SELECT relname, coalesce(seq_scan, 0) + coalesce(idx_scan, 0) "
+                "FROM pg_stat_user_tables"
+            ).fetchall()
+        return dict(rows)
 
     def destroy(self) -> None:
         if self.data.exists() and self.is_running():
