@@ -1,5 +1,6 @@
-# Shared set-up of the scripts: a virtualenv in .venv with requirements.txt installed.
-# Sourced, not run. Re-installs only when requirements.txt changed since the last install.
+# Shared set-up of the scripts: a virtualenv in .venv with requirements-dev.txt installed (the
+# runtime of requirements.txt plus tests and lint). Sourced, not run. Re-installs only when either
+# file changed since the last install.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -12,11 +13,11 @@ if [ ! -x .venv/bin/python ]; then
   }
 fi
 STAMP=.venv/.requirements.sha256
-WANT="$(sha256sum requirements.txt | cut -d' ' -f1)"
+WANT="$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANT" ]; then
-  echo "==> installing requirements.txt into .venv" >&2
+  echo "==> installing requirements-dev.txt (and requirements.txt) into .venv" >&2
   .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
   echo "$WANT" > "$STAMP"
 fi
 export PATH="$ROOT/.venv/bin:$PATH"

@@ -242,3 +242,135 @@ class TestReadPlans:
             "telemetry_vehiclereading_p20260208",
             "telemetry_vehiclereading_p20260209",
         }
+
+
+# --- the path past one primary: every key leads with the device -------------------------------
+
+# Tables that a sharded deployment distributes by device (README, "Capacity and the path past one
+# primary"), with their device column.
+DEVICE_TABLES = {
+    "telemetry_meterreading": "meter_id",
+    "telemetry_vehiclereading": "vehicle_id",
+    "telemetry_meterstatus": "meter_id",
+    "telemetry_vehiclestatus": "vehicle_id",
+    "telemetry_meterhourly": "meter_id",
+    "telemetry_vehiclehourly": "vehicle_id",
+}
+# Indexes that do not lead with the device, each with its reason. The README lists what becomes
+# of them on Citus: the surrogate ids stop being unique (a distributed table's unique keys must
+# hold the distribution column), the hour indexes serve fleet-wide queries, which fan out anyway.
+NOT_LEADING_WITH_THE_DEVICE = {
+    "telemetry_meterhourly_pkey": "(id): Django's surrogate key of the rollup row",
+    "telemetry_vehiclehourly_pkey": "(id): Django's surrogate key of the rollup row",
+    "telemetry_mhourly_hour": "(hour): fleet-wide aggregates over a window of hours",
+    "telemetry_vhourly_hour": "(hour): fleet-wide aggregates over a window of hours",
+}
+
+
+def _table_indexes(table: str) -> list[tuple[str, str, bool, str | None]]:
+    """(index, first column, unique, constraint type) of `table`'s indexes and its partitions'."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT i.indexrelid::regclass::text, a.attname, i.indisunique, c.contype
+            FROM pg_index i
+            JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+            LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid
+            WHERE i.indrelid = %s::regclass
+               OR i.indrelid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = %s::regclass)
+            """,
+            [table, table],
+        )
+        return cursor.fetchall()
+
+
+class TestKeysLeadWithTheDevice:
+    @pytest.fixture
+    def partitioned(self, db):
+        partitions_ensure(days={FIRST_DAY.date(), (FIRST_DAY + timedelta(days=1)).date()})
+
+    @pytest.mark.parametrize("table", sorted(DEVICE_TABLES))
+    def test_every_key_and_index_of_a_device_table_leads_with_the_device(self, partitioned, table):
+        device = DEVICE_TABLES[table]
+
+        indexes = _table_indexes(table)
+
+        assert indexes
+        # History: the key of the parent and of each of the two daily partitions.
+        if table.endswith("reading"):
+            assert len([i for i in indexes if i[3] == "p"]) == 3
+        leading_elsewhere = {name for name, first, _, _ in indexes if first != device}
+        assert leading_elsewhere <= set(NOT_LEADING_WITH_THE_DEVICE), leading_elsewhere
+        keys = [(name, first) for name, first, unique, _ in indexes if unique]
+        natural_keys = [(n, f) for n, f in keys if n not in NOT_LEADING_WITH_THE_DEVICE]
+        assert natural_keys and all(first == device for _, first in natural_keys), keys
+
+    def test_no_exclusion_or_foreign_key_constraint_ties_a_device_table_to_another(
+        self, partitioned
+    ):
+        # Citus: a distributed table may not reference another distributed table unless co-located,
+        # and exclusion constraints must include the distribution column. The device tables have
+        # neither; the registry (fleet_*) keeps its constraints as reference tables.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT conrelid::regclass::text, conname, contype FROM pg_constraint "
+                "WHERE contype IN ('f', 'x') AND conrelid::regclass::text = ANY(%s)",
+                [list(DEVICE_TABLES)],
+            )
+            found = cursor.fetchall()
+
+        assert found == []
+
+    def test_the_assignment_exclusion_constraints_lead_with_a_device(self, db):
+        # Reference tables under Citus: a copy on every node, constraints enforced as they are.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+                "WHERE contype = 'x' AND conrelid = 'fleet_meterassignment'::regclass"
+            )
+            found = dict(cursor.fetchall())
+
+        assert {name: definition.split(",")[0] for name, definition in found.items()} == {
+            "fleet_meterassignment_vehicle_no_overlap": "EXCLUDE USING gist (vehicle_id WITH =",
+            "fleet_meterassignment_meter_no_overlap": "EXCLUDE USING gist (meter_id WITH =",
+        }
+
+
+class TestStatusPlan:
+    @pytest.fixture
+    def fleet_of_live_rows(self, db):
+        """20,000 vehicles with a live row each: enough that a scan would cost the planner."""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO fleet_vehicle (vehicle_id, created_at) "
+                "SELECT 'V-' || lpad(n::text, 5, '0'), now() FROM generate_series(1, 20000) n"
+            )
+            cursor.execute(
+                """
+                INSERT INTO telemetry_vehiclestatus
+                    (vehicle_id, recorded_at, energy_kwh, soc_pct, battery_temp_c, received_at)
+                SELECT id, now(), 0.1, 50, 30, now() FROM fleet_vehicle
+                """
+            )
+            cursor.execute("ANALYZE fleet_vehicle")
+            cursor.execute("ANALYZE telemetry_vehiclestatus")
+
+    def test_a_status_lookup_reads_one_live_row_by_its_device_key(self, fleet_of_live_rows):
+        from django.utils import timezone
+
+        from telemetry.selectors import vehicle_status_get
+
+        statements = captured(lambda: vehicle_status_get(vehicle_id="V-04242", now=timezone.now()))
+
+        found = scans(plan_of(statements[-1]))
+
+        assert len(statements) == 1
+        assert {node for node, _, _ in found if node.endswith("Scan")} <= INDEX_SCANS, found
+        indexes = {index for _, _, index in found if index}
+        # The registry by the external id (its unique key or its pattern twin), then the live row
+        # by its device key.
+        assert "telemetry_vehiclestatus_pkey" in indexes
+        assert all(
+            index.startswith("fleet_vehicle_vehicle_id_")
+            for index in indexes - {"telemetry_vehiclestatus_pkey"}
+        ), indexes
