@@ -112,7 +112,7 @@
         labels: data.labels,
         datasets: [
           { type: "line", label: "efficiency %", yAxisID: "pct", data: data.efficiencyPct, borderColor: "#263238",
-            backgroundColor: "#263238", fill: false, lineTearing: false, pointRadius: 2, borderWidth: 2 },
+            backgroundColor: "#263238", fill: false, lineTension: 0, pointRadius: 2, borderWidth: 2 },
           { label: "AC consumed kWh", yAxisID: "kwh", data: data.acKwh, backgroundColor: "rgba(11, 92, 173, 0.75)" },
           { label: "DC delivered kWh", yAxisID: "kwh", data: data.dcKwh, backgroundColor: "rgba(230, 145, 56, 0.8)" }
         ]
@@ -132,9 +132,9 @@
         labels: data.labels,
         datasets: [
           { label: "state of charge % (average)", yAxisID: "soc", data: data.avgSocPct, borderColor: "#2e7d32",
-            backgroundColor: "#2e7d32", fill: false, pointRadius: 2, borderWidth: 2 },
+            backgroundColor: "#2e7d32", fill: false, lineTension: 0, pointRadius: 2, borderWidth: 2 },
           { label: "battery temperature °C (average)", yAxisID: "temp", data: data.avgBatteryTempC,
-            borderColor: "#c62828", backgroundColor: "#c62828", fill: false, pointRadius: 2, borderWidth: 2 }
+            borderColor: "#c62828", backgroundColor: "#c62828", fill: false, lineTension: 0, pointRadius: 2, borderWidth: 2 }
         ]
       },
       options: common(data, [
