@@ -4,6 +4,8 @@ import json
 from datetime import timedelta
 
 import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 pytestmark = pytest.mark.django_db
@@ -80,6 +82,36 @@ class TestFleetPage:
 
         assert len(data["labels"]) in (buckets, buckets + 1)  # the first day may be clipped
         assert round(sum(data["acKwh"]), 3) == 36.0
+
+    @pytest.mark.django_db(transaction=True)
+    def test_outside_a_transaction_the_fleet_statements_run_on_connections_of_their_own(
+        self, client, analyst_user, demo_fleet
+    ):
+        client.force_login(analyst_user)
+        with transaction.atomic(), CaptureQueriesContext(connection) as one_by_one:
+            in_turn = client.get("/dashboard/")
+        with CaptureQueriesContext(connection) as alongside:
+            side_by_side = client.get("/dashboard/")
+
+        def rollup_statements(queries):
+            return [q for q in queries if "telemetry_vehiclehourly" in q["sql"]]
+
+        assert len(rollup_statements(one_by_one.captured_queries)) == 3
+        assert rollup_statements(alongside.captured_queries) == []
+        figures, expected = (
+            chart_data(side_by_side, "fleet-data"),
+            chart_data(in_turn, "fleet-data"),
+        )
+        # the last bucket ends at each request's now
+        assert figures.pop("edges")[:-1] == expected.pop("edges")[:-1]
+        assert figures == expected
+        tables = ("status-counts", "worst-vehicles")
+        for table in tables:
+            html, expected = side_by_side.content.decode(), in_turn.content.decode()
+            assert (
+                html.split(f'id="{table}"')[1].split("</table>")[0]
+                == (expected.split(f'id="{table}"')[1].split("</table>")[0])
+            )
 
     def test_an_unknown_window_is_refused_naming_the_field(self, client, analyst_user):
         client.force_login(analyst_user)
