@@ -6,6 +6,7 @@ from telemetry.pages import favicon, redoc_view, swagger_ui_view
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("dashboard/", include("dashboard.urls")),
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[]), name="schema"),
     # Templates of ours under the Content-Security-Policy (telemetry/pages.py).
     path("api/docs/", swagger_ui_view(), name="swagger-ui"),
