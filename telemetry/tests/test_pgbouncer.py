@@ -2,9 +2,11 @@
 
 A private pgbouncer (pool of 2 server connections) in front of the test database; the project
 under gunicorn (2 workers x 4 threads) with DATABASE_TRANSACTION_POOLING=true connects through
-it, and so do an alarm evaluation and two telemetry imports (a temporary staging table per
-server connection, used inside one transaction at a time). Every acknowledged reading must be
-stored once, nothing may fail, and PostgreSQL must never see more than the pool's connections.
+it, and so do two alarm evaluations, chunked `.iterator()` reads (server-side cursors would fail
+here: their fetches land on other server connections) and two telemetry imports (a temporary
+staging table per server connection, used inside one transaction at a time). Every acknowledged
+reading must be stored once, nothing may fail, and PostgreSQL must never see more than the
+pool's connections.
 """
 
 import json
@@ -34,6 +36,16 @@ pytestmark = [pytest.mark.postgresql]
 
 POOL_SIZE = 2
 VEHICLES = 6
+ITERATE = (
+    "import time\n"
+    "from fleet.models import Vehicle\n"
+    "for _ in range(20):\n"
+    "    count = 0\n"
+    "    for _ in Vehicle.objects.iterator(chunk_size=1):\n"
+    "        count += 1\n"
+    "        time.sleep(0.01)\n"
+    "    print(count)\n"
+)
 
 
 def provision() -> Fleet:
@@ -161,9 +173,14 @@ def test_ingest_reads_alarms_and_imports_work_through_transaction_pooling(
 
             sampler = threading.Thread(target=sample, daemon=True)
             sampler.start()
-            # Two evaluations at once: the second waits for the first's transaction-scoped lock.
-            with ThreadPoolExecutor(2) as pool:
-                evaluations = list(pool.map(lambda _: manage(cli_env, "evaluate_alarms"), range(2)))
+            # Two evaluations at once (the second waits for the first's transaction-scoped
+            # lock), and a chunked `.iterator()` (a server-side cursor unless disabled: its
+            # fetches would be separate transactions, on whichever server connection).
+            with ThreadPoolExecutor(3) as pool:
+                evaluating = [pool.submit(manage, cli_env, "evaluate_alarms") for _ in range(2)]
+                iterating = pool.submit(manage, cli_env, "shell", "--no-imports", "-c", ITERATE)
+                evaluations = [future.result() for future in evaluating]
+                iterated = iterating.result()
             time.sleep(2)
             outcomes = load.stop()
             sampling.set()
@@ -178,6 +195,8 @@ def test_ingest_reads_alarms_and_imports_work_through_transaction_pooling(
     )
     record_property("figures", figures)
     print(figures)
+    assert iterated.returncode == 0, iterated.stdout + iterated.stderr
+    assert iterated.stdout.split() == [str(VEHICLES)] * 20
     for evaluation in evaluations:
         assert evaluation.returncode == 0, evaluation.stdout + evaluation.stderr
         assert "mapped vehicles evaluated" in evaluation.stdout
