@@ -143,3 +143,18 @@ def test_postgresql_plans_both_statements(stream):
         assert cursor.fetchall()
         cursor.execute(f"EXPLAIN {conflicts_statement_sql(stream)}", arrays)
         assert cursor.fetchall()
+
+
+def test_the_import_staging_tables_and_copy_rows_follow_the_value_columns():
+    assert METER_STREAM.staging_ddl == (
+        "device bigint, recorded_at timestamptz, energy_kwh float8, voltage_v float8"
+    )
+    assert VEHICLE_STREAM.staging_ddl == (
+        "device bigint, recorded_at timestamptz, energy_kwh float8, soc_pct float8, "
+        "battery_temp_c float8"
+    )
+    # field count, then (length, value): device int8, recorded_at int8, one float8 per column
+    assert (METER_STREAM.copy_row.format, VEHICLE_STREAM.copy_row.format) == (
+        ">hiqiqidid",
+        ">hiqiqididid",
+    )

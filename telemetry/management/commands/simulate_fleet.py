@@ -10,6 +10,7 @@ from tqdm import tqdm
 from telemetry import simulation
 from telemetry.bulk import DEFAULT_CHUNK_SIZE, readings_import
 from telemetry.files import ImportFileError, file_format
+from telemetry.management.options import aware_datetime
 
 
 class Command(BaseCommand):
@@ -80,7 +81,7 @@ class Command(BaseCommand):
         if start is None:
             first = simulation.default_start(hours=hours, interval_seconds=interval, now=now)
         else:
-            first = _parse_start(start)
+            first = aware_datetime("--start", start)
         if int(hours * 3600) < interval:
             raise CommandError("--hours must cover at least one --interval.")
         plan = simulation.fleet_plan(
@@ -166,16 +167,6 @@ class Command(BaseCommand):
             f"simulate_fleet: mappings assigned {mappings.assigned}, unchanged "
             f"{mappings.unchanged}, failed {len(mappings.errors)}; {result.summary()}"
         )
-
-
-def _parse_start(text: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise CommandError(f"--start {text!r} is not an ISO 8601 date-time.") from None
-    if timezone.is_naive(moment):
-        raise CommandError(f"--start {text!r} needs a UTC offset, e.g. 2026-02-10T00:00:00Z.")
-    return moment.astimezone(UTC)
 
 
 def _mappings_path(out: Path) -> Path:
