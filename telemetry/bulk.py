@@ -30,6 +30,7 @@ from django.utils import timezone
 from telemetry.files import ReadingChunk, RejectedLine, line_text
 from telemetry.partitions import forget_known_partitions, partitions_ensure
 from telemetry.services import (
+    NOTHING_STORED,
     devices_resolve,
     postgres_conflicts_sql,
     postgres_store_sql,
@@ -412,17 +413,13 @@ class _GenericWork:
 
 
 def _encode_generic(chunk: ReadingChunk, rejected: int) -> _GenericWork:
-    items = []
-    for stream in STREAMS:
-        external_id, values = attrgetter(stream.registry_id), stream.values_of
-        readings = chunk.readings[stream.kind]
-        items.append((stream, [(0, external_id(r), r.timestamp, values(r)) for r in readings]))
+    items = [(stream, stream.items(enumerate(chunk.readings[stream.kind]))) for stream in STREAMS]
     return _GenericWork(items=items, rows_read=chunk.rows_read, rejected=rejected)
 
 
 def _store_generic_chunk(work: _GenericWork) -> ChunkResult:
     received_at = timezone.now()
-    stored = duplicates = conflicts = 0
+    counts = NOTHING_STORED
     with transaction.atomic(durable=True):
         for stream, items in work.items:
             for start in range(0, len(items), _GENERIC_BATCH):
@@ -435,13 +432,11 @@ def _store_generic_chunk(work: _GenericWork) -> ChunkResult:
                     raise RuntimeError(
                         f"{stream.kind} devices deleted while importing: {sorted(outcome.unknown)}"
                     )
-                stored += outcome.counts.accepted
-                duplicates += outcome.counts.duplicates
-                conflicts += outcome.counts.conflicts
+                counts += outcome.counts
     return ChunkResult(
         rows_read=work.rows_read,
-        stored=stored,
-        duplicates=duplicates,
+        stored=counts.accepted,
+        duplicates=counts.duplicates,
         rejected=work.rejected,
-        conflicts=conflicts,
+        conflicts=counts.conflicts,
     )

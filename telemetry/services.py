@@ -8,6 +8,12 @@ rollups. A replay therefore changes nothing and never double-counts. A replayed 
 values differ from the stored one is a conflict: the stored one stays, the conflict is counted
 (response, log line, metrics).
 
+One path: per stream, one store function per backend (`_store_postgres`: one statement fed by
+external device ids; `_store_sqlite`: the same in four statements) stores all of the readings or,
+when a device is unknown, none and names the unknown devices; `_store_stream` then registers them
+(or rejects their readings) and runs the same store again. The tables and columns come from
+`telemetry.streams`; the rendered statements are in `telemetry/tests/test_store_sql.py`.
+
 Lock order: every statement touches its rows sorted by (device, time), meters before vehicles, so
 concurrent requests for the same devices wait for each other instead of deadlocking.
 """
@@ -84,7 +90,7 @@ def readings_ingest(
                 f"the request also carries {', '.join(sorted(others)[:5])}. Nothing was stored."
             )
 
-    work = [(stream, items) for stream in STREAMS if (items := stream.items(parsed))]
+    work = [(stream, items) for stream in STREAMS if (items := stream.items(stream.parsed(parsed)))]
     counts, rejected = NOTHING_STORED, ()
     if work:
         days = {item[2].astimezone(UTC).date() for _, items in work for item in items}
@@ -132,7 +138,8 @@ def _store_request(
 
     On PostgreSQL a request of one stream opens no transaction: its store statement is a
     transaction of its own, without the BEGIN and COMMIT round trips of an explicit one, so a
-    single reading of a known device costs one round trip.
+    single reading of a known device costs one round trip. (A device registered for such a
+    request then commits before its readings: harmless, a device with no readings yet.)
     """
     store = _store_postgres if connection.vendor == "postgresql" else _store_sqlite
     one_statement = store is _store_postgres and len(work) == 1

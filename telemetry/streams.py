@@ -7,6 +7,7 @@ it) one entry of `rollup_sums`. Nothing else of the plumbing spells a table or a
 """
 
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -158,12 +159,12 @@ class Stream:
         """This stream's readings of a request, with their indexes (`ParsedReadings.meters`, …)."""
         return getattr(parsed, f"{self.kind}s")
 
-    def items(self, parsed: ParsedReadings) -> list[Item]:
-        """This stream's readings of a request in storage form."""
+    def items(self, readings: Iterable[tuple[int, Any]]) -> list[Item]:
+        """Parsed readings of this stream, with their indexes, in storage form."""
         external_id, values = attrgetter(self.registry_id), self.values_of
         return [
             (index, external_id(reading), reading.timestamp, values(reading))
-            for index, reading in self.parsed(parsed)
+            for index, reading in readings
         ]
 
     # --- Bulk storage (PostgreSQL COPY) ---------------------------------------------------------
