@@ -15,7 +15,7 @@ from telemetry.partitions import (
     partitions_ensure,
     partitions_list,
 )
-from telemetry.streams import STREAMS
+from telemetry.streams import METER_STREAM, STREAMS, VEHICLE_STREAM
 from telemetry.tests.factories import T0, every_minute, ingest, meter_payload, vehicle_payload
 
 
@@ -30,8 +30,8 @@ class TestPartitions:
 
         assert result.accepted == 2
         assert {(p.parent, p.day) for p in partitions_list() if p.day == old_day.date()} == {
-            ("telemetry_meterreading", date(2024, 1, 15)),
-            ("telemetry_vehiclereading", date(2024, 1, 15)),
+            (METER_STREAM.history, date(2024, 1, 15)),
+            (VEHICLE_STREAM.history, date(2024, 1, 15)),
         }
 
     def test_a_reading_lands_in_its_own_day_partition(self):
@@ -39,7 +39,7 @@ class TestPartitions:
 
         with connection.cursor() as cursor:
             cursor.execute(
-                f'SELECT count(*) FROM "{partition_name("telemetry_meterreading", T0.date())}"'
+                f'SELECT count(*) FROM "{partition_name(METER_STREAM.history, T0.date())}"'
             )
             assert cursor.fetchone()[0] == 1
 
@@ -72,10 +72,10 @@ class TestOneTransactionPerRequest:
     def test_a_failure_while_storing_vehicles_leaves_no_meter_row_either(self, device_client):
         with connection.cursor() as cursor:  # a real database error mid-request
             cursor.execute(
-                """
+                f"""
                 CREATE FUNCTION telemetry_test_fail() RETURNS trigger LANGUAGE plpgsql AS
                 $$ BEGIN RAISE EXCEPTION 'disk on fire'; END $$;
-                CREATE TRIGGER telemetry_test_fail BEFORE INSERT ON telemetry_vehiclestatus
+                CREATE TRIGGER telemetry_test_fail BEFORE INSERT ON {VEHICLE_STREAM.status}
                 FOR EACH ROW EXECUTE FUNCTION telemetry_test_fail();
                 """
             )
