@@ -15,6 +15,7 @@ from pathlib import Path
 import psycopg
 
 from testsupport.mqtt import IngestConsumer, Mosquitto, Publisher
+from testsupport.streams import history_rows_sql
 
 DEVICES = 2000  # half meters, half vehicles, registered by a warm-up run
 
@@ -31,12 +32,7 @@ def reading(n: int, start: datetime) -> tuple[str, dict]:
 
 def stored_between(url: str, start: datetime, end: datetime) -> int:
     with psycopg.connect(url) as conn:
-        return conn.execute(
-            "SELECT (SELECT count(*) FROM telemetry_meterreading WHERE recorded_at >= %s "
-            "AND recorded_at < %s) + (SELECT count(*) FROM telemetry_vehiclereading "
-            "WHERE recorded_at >= %s AND recorded_at < %s)",
-            (start, end, start, end),
-        ).fetchone()[0]
+        return conn.execute(history_rows_sql(between=True), (start, end) * 2).fetchone()[0]
 
 
 def run_once(url: str, broker: Mosquitto, *, readings: int, per_message: int, start: datetime):

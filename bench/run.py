@@ -461,24 +461,23 @@ _LIMIT_COLUMNS = {
 
 
 def analytics(args, url: str, token: str, *, only_per_vehicle: bool = False) -> list[Figure]:
+    sys.path.insert(0, str(ROOT))
+    from testsupport.streams import history_rows_sql, streams
+
     with psycopg.connect(url) as conn:
         # The simulated fleet (not the devices the HTTP ingest runs made up).
-        vehicles = [
-            r[0]
-            for r in conn.execute(
-                "SELECT vehicle_id FROM fleet_vehicle WHERE vehicle_id LIKE 'SIM-%' ORDER BY 1"
-            ).fetchall()
-        ]
-        meters = [
-            r[0]
-            for r in conn.execute(
-                "SELECT meter_id FROM fleet_meter WHERE meter_id LIKE 'SIM-%' ORDER BY 1"
-            ).fetchall()
-        ]
-        history_rows = conn.execute(
-            "SELECT (SELECT count(*) FROM telemetry_meterreading) "
-            "+ (SELECT count(*) FROM telemetry_vehiclereading)"
-        ).fetchone()[0]
+        simulated = {
+            stream.kind: [
+                r[0]
+                for r in conn.execute(
+                    f"SELECT {stream.registry_id} FROM {stream.registry} "
+                    f"WHERE {stream.registry_id} LIKE 'SIM-%%' ORDER BY 1"
+                ).fetchall()
+            ]
+            for stream in streams()
+        }
+        vehicles, meters = simulated["vehicle"], simulated["meter"]
+        history_rows = conn.execute(history_rows_sql()).fetchone()[0]
         conn.execute("ANALYZE")
     base = f"http://127.0.0.1:{SERVICE_PORT}"
     cases = [

@@ -1,7 +1,8 @@
 """Daily partitions of the history tables (PostgreSQL only).
 
-A partition covers one UTC day: `telemetry_meterreading_p20260210` holds
-2026-02-10T00:00Z <= recorded_at < 2026-02-11T00:00Z. Retention drops whole partitions.
+A partition covers one UTC day: `<history table>_p20260210` (the history tables of
+`telemetry.streams`) holds 2026-02-10T00:00Z <= recorded_at < 2026-02-11T00:00Z. Retention drops
+whole partitions.
 """
 
 import re
@@ -11,8 +12,12 @@ from datetime import UTC, date, datetime, timedelta
 
 from django.db import connection, transaction
 
-HISTORY_TABLES = ("telemetry_meterreading", "telemetry_vehiclereading")
-_PARTITION_NAME = re.compile(r"^(?P<parent>telemetry_(?:meter|vehicle)reading)_p(?P<day>\d{8})$")
+from telemetry.streams import STREAMS
+
+_PARENTS = tuple(stream.history for stream in STREAMS)
+_PARTITION_NAME = re.compile(
+    rf"^(?P<parent>{'|'.join(map(re.escape, _PARENTS))})_p(?P<day>\d{{8}})$"
+)
 
 # Days known to have partitions, per process: the ingest path asks for every request, so after the
 # first request of a day this is a set lookup, not a catalog query.
@@ -32,6 +37,7 @@ def partitioning_enabled() -> bool:
 
 
 def partition_name(parent: str, day: date) -> str:
+    """The partition of history table `parent` (a `Stream.history`) for `day`."""
     return f"{parent}_p{day:%Y%m%d}"
 
 
@@ -49,7 +55,7 @@ def partitions_ensure(*, days: set[date]) -> int:
     for day in sorted(missing):
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [0x7E1E, day.toordinal()])
-            for parent in HISTORY_TABLES:
+            for parent in _PARENTS:
                 created += _create_partition(cursor, parent, day)
         with _known_lock:
             _known_days.add(day)
@@ -69,7 +75,7 @@ def partitions_list() -> list[Partition]:
             JOIN pg_class child ON child.oid = pg_inherits.inhrelid
             WHERE parent.relname = ANY(%s)
             """,
-            [list(HISTORY_TABLES)],
+            [list(_PARENTS)],
         )
         names = [row[0] for row in cursor.fetchall()]
     partitions = []

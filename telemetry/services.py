@@ -8,13 +8,19 @@ rollups. A replay therefore changes nothing and never double-counts. A replayed 
 values differ from the stored one is a conflict: the stored one stays, the conflict is counted
 (response, log line, metrics).
 
+One path: per stream, one store function per backend (`_store_postgres`: one statement fed by
+external device ids; `_store_sqlite`: the same in four statements) stores all of the readings or,
+when a device is unknown, none and names the unknown devices; `_store_stream` then registers them
+(or rejects their readings) and runs the same store again. The tables and columns come from
+`telemetry.streams`; the rendered statements are in `telemetry/tests/test_store_sql.py`.
+
 Lock order: every statement touches its rows sorted by (device, time), meters before vehicles, so
 concurrent requests for the same devices wait for each other instead of deadlocking.
 """
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,14 +29,11 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from fleet.models import Meter, Vehicle
 from telemetry import metrics
 from telemetry.models import DeviceAPIKey
 from telemetry.partitions import forget_known_partitions, partitions_ensure
-from telemetry.schemas import (
-    ParsedReadings,
-    Rejection,
-)
+from telemetry.schemas import ParsedReadings, Rejection
+from telemetry.streams import STREAMS, Item, Stream
 
 logger = logging.getLogger("telemetry.ingest")
 
@@ -54,61 +57,23 @@ class StoreCounts:
     # Duplicates whose values differ from the reading stored under their (device, timestamp)
     conflicts: int = 0
 
+    def __add__(self, other: "StoreCounts") -> "StoreCounts":
+        return StoreCounts(
+            self.accepted + other.accepted,
+            self.duplicates + other.duplicates,
+            self.conflicts + other.conflicts,
+        )
+
+
+NOTHING_STORED = StoreCounts(0, 0)
+
 
 @dataclass(frozen=True)
-class Row:
-    """A validated reading in storage form: device primary key, time, value columns."""
+class StoreOutcome:
+    """What a store function did: its counts, or (all or nothing) the devices it did not know."""
 
-    device: int
-    recorded_at: datetime
-    values: tuple[float, ...]
-
-
-@dataclass(frozen=True)
-class Stream:
-    """The tables and columns of one kind of reading."""
-
-    history: str
-    status: str
-    hourly: str
-    device_column: str
-    columns: tuple[str, ...]
-    # (rollup column, the value column it sums; None counts the readings)
-    hourly_sums: tuple[tuple[str, str | None], ...]
-    registry: str  # the device table, and its external id column and wire name
-    registry_id: str
-    wire_id: str
-
-    def registry_model(self) -> type[Meter] | type[Vehicle]:
-        return Meter if self.registry == Meter._meta.db_table else Vehicle
-
-
-METER_STREAM = Stream(
-    history="telemetry_meterreading",
-    status="telemetry_meterstatus",
-    hourly="telemetry_meterhourly",
-    device_column="meter_id",
-    columns=("energy_kwh", "voltage_v"),
-    hourly_sums=(("energy_kwh", "energy_kwh"), ("reading_count", None)),
-    registry="fleet_meter",
-    registry_id="meter_id",
-    wire_id="meterId",
-)
-VEHICLE_STREAM = Stream(
-    history="telemetry_vehiclereading",
-    status="telemetry_vehiclestatus",
-    hourly="telemetry_vehiclehourly",
-    device_column="vehicle_id",
-    columns=("energy_kwh", "soc_pct", "battery_temp_c"),
-    hourly_sums=(
-        ("energy_kwh", "energy_kwh"),
-        ("battery_temp_sum_c", "battery_temp_c"),
-        ("reading_count", None),
-    ),
-    registry="fleet_vehicle",
-    registry_id="vehicle_id",
-    wire_id="vehicleId",
-)
+    counts: StoreCounts
+    unknown: frozenset[str] = frozenset()
 
 
 def readings_ingest(
@@ -125,29 +90,27 @@ def readings_ingest(
                 f"the request also carries {', '.join(sorted(others)[:5])}. Nothing was stored."
             )
 
-    rejected = list(parsed.rejected)
-    counts = StoreCounts(0, 0)
-    if parsed.meters or parsed.vehicles:
-        days = {r.timestamp.astimezone(UTC).date() for _, r in parsed.meters}
-        days |= {r.timestamp.astimezone(UTC).date() for _, r in parsed.vehicles}
+    work = [(stream, items) for stream in STREAMS if (items := stream.items(stream.parsed(parsed)))]
+    counts, rejected = NOTHING_STORED, ()
+    if work:
+        days = {item[2].astimezone(UTC).date() for _, items in work for item in items}
         # `readings_parse` admits only timestamps in [now - TELEMETRY_MAX_AGE_DAYS, now + skew],
         # so no request can create partitions outside that window.
         partitions_ensure(days=days)
         try:
-            counts = _store_request(parsed, rejected, received_at)
+            counts, rejected = _store_request(work, received_at)
         except IntegrityError as error:
             # Another process dropped a partition this process still believed in: relearn, retry.
             if "no partition of relation" not in str(error):
                 raise
             forget_known_partitions()
             partitions_ensure(days=days)
-            rejected = list(parsed.rejected)
-            counts = _store_request(parsed, rejected, received_at)
+            counts, rejected = _store_request(work, received_at)
 
     result = IngestResult(
         accepted=counts.accepted,
         duplicates=counts.duplicates,
-        rejected=tuple(sorted(rejected, key=lambda rejection: rejection.index)),
+        rejected=tuple(sorted((*parsed.rejected, *rejected), key=lambda r: r.index)),
         conflicts=counts.conflicts,
     )
     metrics.record_ingest(
@@ -165,94 +128,77 @@ def readings_ingest(
     return result
 
 
-# (index in the request, device external id, recorded_at, value columns)
-Item = tuple[int, str, datetime, tuple[float, ...]]
+Store = Callable[[Stream, Sequence[Item], datetime], StoreOutcome]
 
 
 def _store_request(
-    parsed: ParsedReadings, rejected: list[Rejection], received_at: datetime
-) -> StoreCounts:
-    meter_items = [
-        (i, r.meter_id, r.timestamp, (r.kwh_consumed_ac, r.voltage)) for i, r in parsed.meters
-    ]
-    vehicle_items = [
-        (i, r.vehicle_id, r.timestamp, (r.kwh_delivered_dc, r.soc, r.battery_temp))
-        for i, r in parsed.vehicles
-    ]
-    if connection.vendor == "postgresql" and bool(meter_items) != bool(vehicle_items):
-        # One stream, so one statement: a transaction of its own, without the BEGIN and COMMIT
-        # round trips of an explicit one (a single reading then costs one round trip). It stores
-        # every reading, or none when a device is unknown; the path below then registers it.
-        stream, items = (
-            (METER_STREAM, meter_items) if meter_items else (VEHICLE_STREAM, vehicle_items)
-        )
-        with _statement_transaction():
-            counts = _store_postgres_by_external_id(stream, items, received_at)
-        if counts is not None:
-            return counts
-    with transaction.atomic(durable=True):
-        meters = _store_items(METER_STREAM, meter_items, rejected, received_at)
-        vehicles = _store_items(VEHICLE_STREAM, vehicle_items, rejected, received_at)
-    return StoreCounts(
-        accepted=meters.accepted + vehicles.accepted,
-        duplicates=meters.duplicates + vehicles.duplicates,
-        conflicts=meters.conflicts + vehicles.conflicts,
-    )
+    work: list[tuple[Stream, list[Item]]], received_at: datetime
+) -> tuple[StoreCounts, tuple[Rejection, ...]]:
+    """Store each stream's items (meters before vehicles) in one transaction.
 
-
-def _statement_transaction():
-    """In autocommit mode a statement is its own transaction: nothing to open. Inside a caller's
-    atomic block (the tests' transaction), a savepoint gives the statement the same all-or-nothing
-    boundary, so a failed statement can be retried."""
-    if connection.in_atomic_block:
-        return transaction.atomic(durable=True)
-    return nullcontext()
-
-
-def _store_items(
-    stream: Stream, items: list[Item], rejected: list[Rejection], received_at: datetime
-) -> StoreCounts:
-    """Store one stream's readings of a request; unknown devices are registered or rejected.
-
-    On PostgreSQL the store statement resolves devices by external id itself, so a request for
-    known devices is one round trip. When a device is unknown (its first reading) the statement
-    stores nothing; the devices are registered and the readings stored by device key.
+    On PostgreSQL a request of one stream opens no transaction: its store statement is a
+    transaction of its own, without the BEGIN and COMMIT round trips of an explicit one, so a
+    single reading of a known device costs one round trip. (A device registered for such a
+    request then commits before its readings: harmless, a device with no readings yet.)
     """
-    if not items:
-        return StoreCounts(0, 0)
-    if connection.vendor == "postgresql":
-        counts = _store_postgres_by_external_id(stream, items, received_at)
-        if counts is not None:
-            return counts
-    model = stream.registry_model()
-    ids = devices_resolve(
-        model=model,
-        id_field=stream.registry_id,
-        external_ids={external_id for _, external_id, _, _ in items},
+    store = _store_postgres if connection.vendor == "postgresql" else _store_sqlite
+    one_statement = store is _store_postgres and len(work) == 1
+    counts, rejected = NOTHING_STORED, ()
+    with nullcontext() if one_statement else transaction.atomic(durable=True):
+        for stream, items in work:
+            stream_counts, stream_rejected = _store_stream(store, stream, items, received_at)
+            counts += stream_counts
+            rejected += stream_rejected
+    return counts, rejected
+
+
+def _store_stream(
+    store: Store, stream: Stream, items: list[Item], received_at: datetime
+) -> tuple[StoreCounts, tuple[Rejection, ...]]:
+    """Store one stream's readings; when the store reports unknown devices (it then stored
+    nothing), register them (or reject their readings when TELEMETRY_AUTO_REGISTER is off) and
+    run the same store again for the rest."""
+    outcome = store(stream, items, received_at)
+    if not outcome.unknown:
+        return outcome.counts, ()
+    known = devices_resolve(
+        stream=stream,
+        external_ids=set(outcome.unknown),
         register=settings.TELEMETRY_AUTO_REGISTER,
     )
-    rows = []
-    for index, external_id, recorded_at, values in items:
-        pk = ids.get(external_id)
-        if pk is None:
-            message = (
-                f"Unknown {model._meta.verbose_name} {external_id!r}; "
-                "automatic registration is off (TELEMETRY_AUTO_REGISTER)."
-            )
-            rejected.append(Rejection(index, {stream.wire_id: [message]}))
-        else:
-            rows.append(Row(pk, recorded_at, values))
-    return readings_store(stream=stream, rows=rows, received_at=received_at)
+    refused = outcome.unknown - known.keys()
+    rejected = tuple(
+        Rejection(index, unknown_device_errors(stream, external_id))
+        for index, external_id, _, _ in items
+        if external_id in refused
+    )
+    kept = [item for item in items if item[1] not in refused] if refused else items
+    if not kept:
+        return NOTHING_STORED, rejected
+    outcome = store(stream, kept, received_at)
+    if outcome.unknown:  # a device deleted between its registration and the store: none left
+        raise RuntimeError(
+            f"{stream.kind} devices vanished while storing: {sorted(outcome.unknown)}"
+        )
+    return outcome.counts, rejected
 
 
-def devices_resolve(
-    *, model: type[Meter] | type[Vehicle], id_field: str, external_ids: set[str], register: bool
-) -> dict[str, int]:
+def unknown_device_errors(stream: Stream, external_id: str) -> dict[str, list[str]]:
+    """The error of a reading whose device is unknown while automatic registration is off."""
+    message = (
+        f"Unknown {stream.device_model._meta.verbose_name} {external_id!r}; "
+        "automatic registration is off (TELEMETRY_AUTO_REGISTER)."
+    )
+    return {stream.wire_id: [message]}
+
+
+def devices_resolve(*, stream: Stream, external_ids: set[str], register: bool) -> dict[str, int]:
     """Map external ids to primary keys, registering unknown devices when `register` is on.
 
     Concurrent first readings of one new device: `ON CONFLICT DO NOTHING` makes the second insert
     wait for the first and then do nothing; the select after it sees the committed row.
     """
+    model, id_field = stream.device_model, stream.registry_id
     found = dict(
         model.objects.filter(**{f"{id_field}__in": external_ids}).values_list(id_field, "pk")
     )
@@ -268,45 +214,27 @@ def devices_resolve(
     return found
 
 
-def readings_store(*, stream: Stream, rows: Sequence[Row], received_at: datetime) -> StoreCounts:
-    """Insert history rows, move live rows forward, add the new rows to the hourly rollups.
-
-    Runs inside the caller's transaction. A reading repeated within `rows` counts as a duplicate
-    (and as a conflict when its values differ from the one stored).
-    """
-    if not rows:
-        return StoreCounts(0, 0)
-    ordered = sorted(rows, key=lambda row: (row.device, row.recorded_at))
-    if connection.vendor == "postgresql":
-        accepted, conflicts = _store_postgres(stream, ordered, received_at)
-    else:
-        accepted, conflicts = _store_generic(stream, ordered, received_at)
-    return StoreCounts(accepted=accepted, duplicates=len(rows) - accepted, conflicts=conflicts)
+def readings_store(*, stream: Stream, items: Sequence[Item], received_at: datetime) -> StoreOutcome:
+    """Store `items` with this backend's store function, inside the caller's transaction (SQLite
+    runs three statements). All or nothing: when a device is not registered, nothing is stored
+    and the outcome names the unknown devices. A reading repeated within `items` counts as a
+    duplicate (and as a conflict when its values differ from the one stored)."""
+    if not items:
+        return StoreOutcome(NOTHING_STORED)
+    store = _store_postgres if connection.vendor == "postgresql" else _store_sqlite
+    return store(stream, items, received_at)
 
 
 # --- PostgreSQL: one statement per stream --------------------------------------------------------
 
 
-def _postgres_sql(stream: Stream) -> str:
-    """History insert, live upsert and rollup upsert in one statement, from unnested arrays.
+def postgres_store_sql(stream: Stream, source: str) -> str:
+    """History insert, live upsert and rollup upsert in one statement, over `source`: a SELECT of
+    (device, recorded_at, *columns).
 
     Measured on this machine kind: one round trip for a single reading is about twice the request
-    rate of separate statements, and `unnest` of typed arrays is the cheapest way to pass a batch
-    as parameters (`import_telemetry` runs the same statement over a COPY-filled staging table).
-    """
-    return postgres_store_sql(
-        stream,
-        "SELECT * FROM unnest(%s::bigint[], %s::timestamptz[], "
-        + ", ".join("%s::float8[]" for _ in stream.columns)
-        + ")",
-    )
-
-
-def postgres_store_sql(stream: Stream, source: str) -> str:
-    """The store statement over `source`: a SELECT of (device, recorded_at, *columns).
-
-    It returns one row: (rows inserted, rows read from `source`). Its one parameter is
-    `received_at`; `source` may add parameters before it. `source` is SQL text
+    rate of separate statements. It returns one row: (rows inserted, rows read from `source`). Its
+    one parameter is `received_at`; `source` may add parameters before it. `source` is SQL text
     written in code (an unnest of parameters, a staging table), never built from input.
     `source` may repeat a (device, recorded_at): one of them is stored (the API sends each once,
     the first of its request). When fewer rows were inserted than read,
@@ -318,13 +246,13 @@ def postgres_store_sql(stream: Stream, source: str) -> str:
         f"{column} = EXCLUDED.{column}"
         for column in ("recorded_at", *stream.columns, "received_at")
     )
-    hourly_columns = ", ".join(column for column, _ in stream.hourly_sums)
+    hourly_columns = ", ".join(stream.rollup_columns)
     hourly_aggregates = ", ".join(
-        f"sum({source})" if source else "count(*)" for _, source in stream.hourly_sums
+        f"sum({source})" if source else "count(*)" for _, source in stream.rollup_sums
     )
     hourly_updates = ", ".join(
         f"{column} = {stream.hourly}.{column} + EXCLUDED.{column}"
-        for column, _ in stream.hourly_sums
+        for column in stream.rollup_columns
     )
     return f"""
         WITH input (device, recorded_at, {cols}) AS ({source}),
@@ -372,84 +300,73 @@ def postgres_conflicts_sql(stream: Stream, source: str) -> str:
     """
 
 
-def _postgres_sql_by_external_id(stream: Stream) -> str:
-    """The store statement fed by external device ids, joined to the registry in the statement.
+def _external_id_source(stream: Stream) -> str:
+    """The request's readings as (device, recorded_at, *columns): typed arrays unnested (the
+    cheapest way to pass a batch as parameters), devices resolved by external id in the
+    statement."""
+    arrays = ", ".join("%s::float8[]" for _ in stream.columns)
+    values = ", ".join(f"i.{column}" for column in stream.columns)
+    pk = stream.device_model._meta.pk.column
+    return (
+        f"SELECT d.{pk}, i.recorded_at, {values} "
+        f"FROM unnest(%s::text[], %s::timestamptz[], {arrays}) "
+        f"AS i(device_key, recorded_at, {', '.join(stream.columns)}) "
+        f"JOIN {stream.registry} d ON d.{stream.registry_id} = i.device_key"
+    )
+
+
+def store_statement_sql(stream: Stream) -> str:
+    """The ingest path's store statement of `stream`, fed by external device ids.
 
     All or nothing: when a device is not registered yet, no row passes the guard (the count of
     resolved rows must equal the count sent, the parameter after the arrays), and the statement's
     second column tells the caller so.
     """
-    values = ", ".join(f"i.{column}" for column in stream.columns)
-    arrays = ", ".join("%s::float8[]" for _ in stream.columns)
     return postgres_store_sql(
         stream,
-        f"WITH resolved AS ("
-        f"SELECT d.id, i.recorded_at, {values} "
-        f"FROM unnest(%s::text[], %s::timestamptz[], {arrays}) "
-        f"AS i(device_key, recorded_at, {', '.join(stream.columns)}) "
-        f"JOIN {stream.registry} d ON d.{stream.registry_id} = i.device_key"
-        f") SELECT * FROM resolved WHERE (SELECT count(*) FROM resolved) = %s",
+        f"WITH resolved AS ({_external_id_source(stream)}) "
+        f"SELECT * FROM resolved WHERE (SELECT count(*) FROM resolved) = %s",
     )
 
 
-_POSTGRES_SQL = {stream: _postgres_sql(stream) for stream in (METER_STREAM, VEHICLE_STREAM)}
-_POSTGRES_SQL_BY_EXTERNAL_ID = {
-    stream: _postgres_sql_by_external_id(stream) for stream in (METER_STREAM, VEHICLE_STREAM)
-}
+def conflicts_statement_sql(stream: Stream) -> str:
+    """The ingest path's conflict count of `stream` (see `postgres_conflicts_sql`)."""
+    return postgres_conflicts_sql(stream, _external_id_source(stream))
 
 
-def _conflict_sources(stream: Stream) -> tuple[str, str]:
-    """The request's readings for `postgres_conflicts_sql`: by device key, by external id."""
-    arrays = ", ".join("%s::float8[]" for _ in stream.columns)
-    columns = ", ".join(stream.columns)
-    by_pk = f"SELECT * FROM unnest(%s::bigint[], %s::timestamptz[], {arrays})"
-    by_external_id = (
-        f"SELECT d.id, i.recorded_at, {', '.join(f'i.{c}' for c in stream.columns)} "
-        f"FROM unnest(%s::text[], %s::timestamptz[], {arrays}) "
-        f"AS i(device_key, recorded_at, {columns}) "
-        f"JOIN {stream.registry} d ON d.{stream.registry_id} = i.device_key"
-    )
-    return by_pk, by_external_id
+_STORE_SQL = {stream: store_statement_sql(stream) for stream in STREAMS}
+_CONFLICTS_SQL = {stream: conflicts_statement_sql(stream) for stream in STREAMS}
 
 
-_CONFLICTS_SQL = {
-    stream: postgres_conflicts_sql(stream, _conflict_sources(stream)[0])
-    for stream in (METER_STREAM, VEHICLE_STREAM)
-}
-_CONFLICTS_SQL_BY_EXTERNAL_ID = {
-    stream: postgres_conflicts_sql(stream, _conflict_sources(stream)[1])
-    for stream in (METER_STREAM, VEHICLE_STREAM)
-}
-
-
-def _store_postgres_by_external_id(
-    stream: Stream, items: list[Item], received_at: datetime
-) -> StoreCounts | None:
-    """Run the store statement on external ids; None when a device was unknown (nothing stored).
-
-    A reading repeated within the request is sent once (the first); when anything was a
-    duplicate, one more statement compares every reading of the request with the stored ones.
-    """
+def _store_postgres(stream: Stream, items: Sequence[Item], received_at: datetime) -> StoreOutcome:
+    """Run the store statement on external ids; a reading repeated within `items` is sent once
+    (the first). When anything was a duplicate, one more statement compares every reading of
+    `items` with the stored ones. When a device was unknown, nothing was stored: one more query
+    names the unknown devices."""
     unique: dict[tuple[str, datetime], Item] = {}
     for item in items:
         unique.setdefault((item[1], item[2]), item)
     values = list(unique.values())
-    params = _external_id_arrays(stream, values)
     with connection.cursor() as cursor:
-        cursor.execute(_POSTGRES_SQL_BY_EXTERNAL_ID[stream], [*params, len(values), received_at])
+        cursor.execute(_STORE_SQL[stream], [*_arrays(stream, values), len(values), received_at])
         inserted, resolved = cursor.fetchone()
         if resolved != len(values):
-            return None
+            sent = {item[1] for item in values}
+            found = stream.device_model.objects.filter(
+                **{f"{stream.registry_id}__in": sent}
+            ).values_list(stream.registry_id, flat=True)
+            unknown = frozenset(sent.difference(found))
+            if not unknown:  # registered by another request meanwhile: store now
+                return _store_postgres(stream, items, received_at)
+            return StoreOutcome(NOTHING_STORED, unknown)
         conflicts = 0
         if inserted < len(items):
-            cursor.execute(
-                _CONFLICTS_SQL_BY_EXTERNAL_ID[stream], _external_id_arrays(stream, items)
-            )
+            cursor.execute(_CONFLICTS_SQL[stream], _arrays(stream, items))
             conflicts = cursor.fetchone()[0]
-    return StoreCounts(inserted, len(items) - inserted, conflicts)
+    return StoreOutcome(StoreCounts(inserted, len(items) - inserted, conflicts))
 
 
-def _external_id_arrays(stream: Stream, items: Sequence[Item]) -> list[str]:
+def _arrays(stream: Stream, items: Sequence[Item]) -> list[str]:
     params = [
         _array_literal([item[1] for item in items]),
         _array_literal([item[2].isoformat() for item in items]),
@@ -477,129 +394,112 @@ def _array_literal(texts: list[str]) -> str:
     return f'{{"{joined}"}}'
 
 
-def _store_postgres(stream: Stream, rows: list[Row], received_at: datetime) -> tuple[int, int]:
-    """(rows inserted, conflicts) of `rows` (sorted, may repeat a key: the first is stored)."""
-    unique: dict[tuple[int, datetime], Row] = {}
-    for row in rows:
-        unique.setdefault((row.device, row.recorded_at), row)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _POSTGRES_SQL[stream], [*_row_arrays(stream, list(unique.values())), received_at]
-        )
-        inserted = cursor.fetchone()[0]
-        conflicts = 0
-        if inserted < len(rows):
-            cursor.execute(_CONFLICTS_SQL[stream], _row_arrays(stream, rows))
-            conflicts = cursor.fetchone()[0]
-        return inserted, conflicts
-
-
-def _row_arrays(stream: Stream, rows: Sequence[Row]) -> list[str]:
-    params = [
-        _array_literal([str(row.device) for row in rows]),
-        _array_literal([row.recorded_at.isoformat() for row in rows]),
-    ]
-    params += [
-        _array_literal([repr(row.values[i]) for row in rows]) for i in range(len(stream.columns))
-    ]
-    return params
-
-
 # --- Other backends (the embedded SQLite default): the same statements, one at a time ------------
 
+# A reading with its device resolved: (device primary key, recorded_at, value columns).
+_Row = tuple[int, datetime, tuple[float, ...]]
 
-def _store_generic(stream: Stream, all_rows: list[Row], received_at: datetime) -> tuple[int, int]:
-    """The PostgreSQL statement split in three: SQLite has no data-modifying CTEs.
 
-    Returns (rows inserted, conflicts), like the PostgreSQL statement.
-    """
-    ops = connection.ops
-    device = stream.device_column
-    cols = ", ".join(stream.columns)
-    width = 2 + len(stream.columns)
-    unique: dict[tuple[int, datetime], Row] = {}
+def _store_sqlite(stream: Stream, items: Sequence[Item], received_at: datetime) -> StoreOutcome:
+    """The PostgreSQL statement split in four (SQLite has no data-modifying CTEs): resolve the
+    devices, insert history, move live rows, add to the rollups. Runs in the caller's
+    transaction."""
+    model, id_field = stream.device_model, stream.registry_id
+    sent = {item[1] for item in items}
+    ids = dict(model.objects.filter(**{f"{id_field}__in": sent}).values_list(id_field, "pk"))
+    if len(ids) != len(sent):
+        return StoreOutcome(NOTHING_STORED, frozenset(sent - ids.keys()))
+    all_rows = sorted(
+        ((ids[external_id], at, values) for _, external_id, at, values in items),
+        key=lambda row: (row[0], row[1]),
+    )
+    unique: dict[tuple[int, datetime], _Row] = {}
     for row in all_rows:
-        unique.setdefault((row.device, row.recorded_at), row)
+        unique.setdefault((row[0], row[1]), row)
     rows = list(unique.values())
-    placeholders = ", ".join(["(" + ", ".join(["%s"] * width) + ")"] * len(rows))
-    params = []
-    for row in rows:
-        params += [row.device, ops.adapt_datetimefield_value(row.recorded_at), *row.values]
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {stream.history} ({device}, recorded_at, {cols}) VALUES {placeholders} "
-            f"ON CONFLICT ({device}, recorded_at) DO NOTHING RETURNING {device}, recorded_at",
-            params,
-        )
         new_keys = {
-            (device_pk, _naive_utc(stored_at)) for device_pk, stored_at in cursor.fetchall()
+            (device_pk, _naive_utc(stored_at))
+            for device_pk, stored_at in _sqlite_upsert(
+                cursor,
+                stream.history,
+                (stream.device_column, "recorded_at", *stream.columns),
+                [(pk, _db_time(at), *values) for pk, at, values in rows],
+                f"({stream.device_column}, recorded_at) DO NOTHING "
+                f"RETURNING {stream.device_column}, recorded_at",
+            )
         }
-        inserted = [row for row in rows if (row.device, _naive_utc(row.recorded_at)) in new_keys]
+        inserted = [row for row in rows if (row[0], _naive_utc(row[1])) in new_keys]
         conflicts = 0
         if len(inserted) < len(all_rows):
-            conflicts = _generic_conflicts(stream, all_rows, inserted, cursor)
-        if not inserted:
-            return 0, conflicts
-        newest: dict[int, Row] = {}
-        for row in inserted:  # sorted by (device, time): the last one per device is the newest
-            newest[row.device] = row
-        live_placeholders = ", ".join(["(" + ", ".join(["%s"] * (width + 1)) + ")"] * len(newest))
-        live_params = []
-        for row in newest.values():
-            live_params += [
-                row.device,
-                ops.adapt_datetimefield_value(row.recorded_at),
-                *row.values,
-                ops.adapt_datetimefield_value(received_at),
-            ]
-        live_updates = ", ".join(
-            f"{c} = excluded.{c}" for c in ("recorded_at", *stream.columns, "received_at")
-        )
-        cursor.execute(
-            f"INSERT INTO {stream.status} ({device}, recorded_at, {cols}, received_at) "
-            f"VALUES {live_placeholders} ON CONFLICT ({device}) DO UPDATE SET {live_updates} "
-            f"WHERE {stream.status}.recorded_at < excluded.recorded_at",
-            live_params,
-        )
-        hourly = _hourly_sums(stream, inserted)
-        columns = [column for column, _ in stream.hourly_sums]
-        hourly_placeholders = ", ".join(
-            ["(" + ", ".join(["%s"] * (2 + len(columns))) + ")"] * len(hourly)
-        )
-        hourly_params = []
-        for (device_pk, hour), sums in sorted(hourly.items()):
-            hourly_params += [device_pk, ops.adapt_datetimefield_value(hour), *sums]
-        hourly_updates = ", ".join(f"{c} = {stream.hourly}.{c} + excluded.{c}" for c in columns)
-        cursor.execute(
-            f"INSERT INTO {stream.hourly} ({device}, hour, {', '.join(columns)}) "
-            f"VALUES {hourly_placeholders} "
-            f"ON CONFLICT ({device}, hour) DO UPDATE SET {hourly_updates}",
-            hourly_params,
-        )
-    return len(inserted), conflicts
+            conflicts = _sqlite_conflicts(stream, all_rows, inserted, cursor)
+        if inserted:
+            _sqlite_live_and_rollups(stream, inserted, received_at, cursor)
+    accepted = len(inserted)
+    return StoreOutcome(StoreCounts(accepted, len(items) - accepted, conflicts))
 
 
-def _generic_conflicts(stream: Stream, rows: list[Row], inserted: list[Row], cursor) -> int:
+def _sqlite_live_and_rollups(
+    stream: Stream, inserted: list[_Row], received_at: datetime, cursor
+) -> None:
+    newest: dict[int, _Row] = {}
+    for row in inserted:  # sorted by (device, time): the last one per device is the newest
+        newest[row[0]] = row
+    live_columns = ("recorded_at", *stream.columns, "received_at")
+    live_updates = ", ".join(f"{c} = excluded.{c}" for c in live_columns)
+    _sqlite_upsert(
+        cursor,
+        stream.status,
+        (stream.device_column, *live_columns),
+        [(pk, _db_time(at), *values, _db_time(received_at)) for pk, at, values in newest.values()],
+        f"({stream.device_column}) DO UPDATE SET {live_updates} "
+        f"WHERE {stream.status}.recorded_at < excluded.recorded_at",
+    )
+    hourly_updates = ", ".join(
+        f"{c} = {stream.hourly}.{c} + excluded.{c}" for c in stream.rollup_columns
+    )
+    _sqlite_upsert(
+        cursor,
+        stream.hourly,
+        (stream.device_column, "hour", *stream.rollup_columns),
+        [
+            (pk, _db_time(hour), *sums)
+            for (pk, hour), sums in sorted(_hourly_sums(stream, inserted).items())
+        ],
+        f"({stream.device_column}, hour) DO UPDATE SET {hourly_updates}",
+    )
+
+
+def _sqlite_upsert(cursor, table: str, columns: tuple[str, ...], rows: list[tuple], conflict: str):
+    """INSERT `rows` into `table` … ON CONFLICT `conflict`; the rows it returns, if it returns."""
+    placeholders = ", ".join(["(" + ", ".join(["%s"] * len(columns)) + ")"] * len(rows))
+    cursor.execute(
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES {placeholders} ON CONFLICT {conflict}",
+        [value for row in rows for value in row],
+    )
+    return cursor.fetchall() if "RETURNING" in conflict else []
+
+
+def _sqlite_conflicts(stream: Stream, rows: list[_Row], inserted: list[_Row], cursor) -> int:
     """How many of `rows` differ from the reading stored under their key: the one inserted now,
     or the one that was there before (read back: only when there were duplicates)."""
-    reference = {(row.device, _naive_utc(row.recorded_at)): row.values for row in inserted}
-    older = {(row.device, _naive_utc(row.recorded_at)) for row in rows} - reference.keys()
+    reference = {(row[0], _naive_utc(row[1])): row[2] for row in inserted}
+    older = {(row[0], _naive_utc(row[1])) for row in rows} - reference.keys()
     if older:
-        ops = connection.ops
         keys = sorted(older)
         cursor.execute(
             f"SELECT {stream.device_column}, recorded_at, {', '.join(stream.columns)} "
             f"FROM {stream.history} WHERE ({stream.device_column}, recorded_at) IN "
             f"(VALUES {', '.join(['(%s, %s)'] * len(keys))})",
-            [v for pk, at in keys for v in (pk, ops.adapt_datetimefield_value(at))],
+            [v for pk, at in keys for v in (pk, _db_time(at))],
         )
         for device_pk, stored_at, *values in cursor.fetchall():
             reference[(device_pk, _naive_utc(stored_at))] = tuple(values)
-    return sum(
-        1
-        for row in rows
-        if reference.get((row.device, _naive_utc(row.recorded_at)), row.values) != row.values
-    )
+    return sum(1 for row in rows if reference.get((row[0], _naive_utc(row[1])), row[2]) != row[2])
+
+
+def _db_time(value: datetime):
+    return connection.ops.adapt_datetimefield_value(value)
 
 
 def _naive_utc(value: datetime) -> datetime:
@@ -607,15 +507,15 @@ def _naive_utc(value: datetime) -> datetime:
     return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
-def _hourly_sums(stream: Stream, rows: list[Row]) -> dict[tuple[int, datetime], list[float]]:
+def _hourly_sums(stream: Stream, rows: list[_Row]) -> dict[tuple[int, datetime], list[float]]:
     """The rollup increments of `rows`, by (device, hour): what the PostgreSQL GROUP BY computes."""
-    sources = [stream.columns.index(source) if source else None for _, source in stream.hourly_sums]
+    sources = [stream.columns.index(source) if source else None for _, source in stream.rollup_sums]
     sums: dict[tuple[int, datetime], list[float]] = {}
-    for row in rows:
-        hour = row.recorded_at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-        bucket = sums.setdefault((row.device, hour), [0.0] * len(sources))
+    for pk, recorded_at, values in rows:
+        hour = recorded_at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        bucket = sums.setdefault((pk, hour), [0.0] * len(sources))
         for position, source in enumerate(sources):
-            bucket[position] += 1 if source is None else row.values[source]
+            bucket[position] += 1 if source is None else values[source]
     return sums
 
 

@@ -1,10 +1,11 @@
 """A simulated fleet: vehicles charging through smart meters, deterministic for a seed.
 
-Pure Python (no Django, no numpy): `fleet_plan()` draws the fleet (devices, who is faulty, which
+Pure Python (no numpy): `fleet_plan()` draws the fleet (devices, who is faulty, which
 meter serves which vehicle and when), `fleet_readings()` walks it forward one interval at a time and
 yields each interval's readings as plain tuples, so a fleet-day (5,000 vehicles + 5,000 meters,
 14.4M readings) streams through in constant memory. The same seed and start give the same readings,
-byte for byte, whoever consumes them (a file writer or the import service).
+byte for byte, whoever consumes them (a file writer or the import service). The `simulation_*`
+functions at the end connect it to the rest: import chunks, files, the fleet's mappings.
 
 Physics, roughly: a charging vehicle takes `charger_kw` (tapering above 80 % state of charge); the
 meter sees that DC energy divided by the vehicle's charging efficiency (88–94 % when healthy, below
@@ -21,10 +22,18 @@ The vehicles of these scenarios plug in at the start and again at the swap, so e
 charges.
 """
 
+import csv
+import gzip
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from fleet.models import MeterAssignment
+from fleet.services import AssignmentConflict, MappingImportResult, MappingRow, mappings_import
+from telemetry.files import CSV, CSV_HEADER, NDJSON, ReadingChunk, file_format
+from telemetry.schemas import MeterReadingIn, VehicleReadingIn
 
 METER_KIND = "meter"
 VEHICLE_KIND = "vehicle"
@@ -338,3 +347,95 @@ def wire_timestamps(plan: FleetPlan) -> list[str]:
         plan.timestamp(step).astimezone(UTC).isoformat().replace("+00:00", "Z")
         for step in range(plan.steps)
     ]
+
+
+# --- Glue: the simulator's readings and mappings into the import service, files, the fleet ---
+
+
+def simulation_mappings_apply(*, plan: FleetPlan) -> MappingImportResult:
+    """Map the simulated vehicles to their meters (and the mid-period swaps) via the fleet rules.
+
+    Assignments already in place (a re-run with the same start) are skipped; the rest go in one
+    transaction, or row by row with conflicts reported if that fails (an earlier run's later start).
+    """
+    existing = set(
+        MeterAssignment.objects.filter(vehicle__vehicle_id__in=plan.vehicle_ids).values_list(
+            "vehicle__vehicle_id", "meter__meter_id", "valid_from"
+        )
+    )
+    rows = [
+        MappingRow(a.vehicle_id, a.meter_id, a.valid_from, line=number)
+        for number, a in enumerate(plan.assignments, 1)
+        if (a.vehicle_id, a.meter_id, a.valid_from) not in existing
+    ]
+    skipped = len(plan.assignments) - len(rows)
+    try:
+        result = mappings_import(rows=rows, atomic=True)
+    except AssignmentConflict:
+        result = mappings_import(rows=rows, atomic=False)
+    return MappingImportResult(
+        assigned=result.assigned, unchanged=result.unchanged + skipped, errors=result.errors
+    )
+
+
+def simulation_chunks(plan: FleetPlan, *, chunk_size: int) -> Iterator[ReadingChunk]:
+    """The simulated readings as import chunks (already valid: built by the simulator)."""
+    timestamps = [plan.timestamp(step) for step in range(plan.steps)]
+    source = f"simulation seed {plan.seed}"
+    chunk = ReadingChunk(source)
+    for batch in fleet_readings(plan):
+        meters, vehicles = chunk.readings[METER_KIND], chunk.readings[VEHICLE_KIND]
+        for reading in batch:
+            if reading[0] == METER_KIND:
+                _, meter_id, step, kwh, voltage = reading
+                meters.append(MeterReadingIn(meter_id, kwh, voltage, timestamps[step]))
+            else:
+                _, vehicle_id, step, soc, kwh, temp = reading
+                vehicles.append(VehicleReadingIn(vehicle_id, soc, kwh, temp, timestamps[step]))
+        chunk.rows_read += len(batch)
+        if chunk.reading_count >= chunk_size:
+            yield chunk
+            chunk = ReadingChunk(source)
+    if chunk.rows_read:
+        yield chunk
+
+
+def simulation_write_file(
+    *, plan: FleetPlan, path: Path, on_batch: Callable[[int], None] | None = None
+) -> int:
+    """Write the simulated readings to an NDJSON or CSV file (gzipped for `.gz`); return rows."""
+    fmt = file_format(path)
+    timestamps = wire_timestamps(plan)
+    line_of = ndjson_line if fmt == NDJSON else csv_line
+    written = 0
+    tmp = path.with_name(path.name + ".partial")
+    if path.suffix.lower() == ".gz":
+        # Level 1: a fleet-day is ~1.5 GB of text; the default level would triple the run time.
+        opened = gzip.open(tmp, "wt", encoding="utf-8", compresslevel=1, newline="")  # noqa: SIM115
+    else:
+        opened = tmp.open("w", encoding="utf-8", newline="", buffering=1 << 20)
+    with opened as out:
+        if fmt == CSV:
+            out.write(",".join(CSV_HEADER) + "\n")
+        for batch in fleet_readings(plan):
+            out.write("".join([line_of(reading, timestamps) for reading in batch]))
+            written += len(batch)
+            if on_batch is not None:
+                on_batch(len(batch))
+    tmp.replace(path)  # a killed run never leaves a half file under the real name
+    return written
+
+
+def simulation_mappings_csv(*, plan: FleetPlan, path: Path) -> None:
+    """The plan's assignments as an `import_mappings` CSV."""
+    with path.open("w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["vehicleId", "meterId", "validFrom"])
+        for assignment in plan.assignments:
+            writer.writerow(
+                [
+                    assignment.vehicle_id,
+                    assignment.meter_id,
+                    assignment.valid_from.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+                ]
+            )

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import psycopg
 
+from testsupport.streams import streams
+
 ROOT = Path(__file__).resolve().parent.parent
 
 INGEST_KINDS = ("ingest-single", "ingest-batch")
@@ -322,25 +324,26 @@ def _wire(reading: Reading) -> dict:
 
 def stored_readings(database_url: str) -> list[Reading]:
     """Every history row of the database, as (stream, device external id, recorded_at)."""
+    rows = []
     with psycopg.connect(database_url) as connection:
-        meters = connection.execute(
-            "SELECT 'meter', m.meter_id, r.recorded_at FROM telemetry_meterreading r "
-            "JOIN fleet_meter m ON m.id = r.meter_id"
-        ).fetchall()
-        vehicles = connection.execute(
-            "SELECT 'vehicle', v.vehicle_id, r.recorded_at FROM telemetry_vehiclereading r "
-            "JOIN fleet_vehicle v ON v.id = r.vehicle_id"
-        ).fetchall()
-    return [tuple(row) for row in meters + vehicles]
+        for stream in streams():
+            pk = stream.device_model._meta.pk.column
+            rows += connection.execute(
+                f"SELECT %s::text, d.{stream.registry_id}, r.recorded_at FROM {stream.history} r "
+                f"JOIN {stream.registry} d ON d.{pk} = r.{stream.device_column}",
+                [stream.kind],
+            ).fetchall()
+    return [tuple(row) for row in rows]
 
 
 def rollup_reading_count(database_url: str) -> int:
     """Readings the hourly rollups count: equal to the history rows when none was counted twice."""
+    counts = " + ".join(
+        f"(SELECT coalesce(sum({stream.rollup_of(None)}), 0) FROM {stream.hourly})"
+        for stream in streams()
+    )
     with psycopg.connect(database_url) as connection:
-        return connection.execute(
-            "SELECT (SELECT coalesce(sum(reading_count), 0) FROM telemetry_meterhourly)"
-            " + (SELECT coalesce(sum(reading_count), 0) FROM telemetry_vehiclehourly)"
-        ).fetchone()[0]
+        return connection.execute(f"SELECT {counts}").fetchone()[0]
 
 
 def percentile(values: list[float], fraction: float) -> float:

@@ -4,14 +4,7 @@ from collections import defaultdict
 
 import pytest
 
-from telemetry.models import (
-    MeterHourly,
-    MeterReading,
-    MeterStatus,
-    VehicleHourly,
-    VehicleReading,
-    VehicleStatus,
-)
+from telemetry.streams import STREAMS
 from telemetry.upkeep import hour_floor
 
 # Rollup sums are float additions whose grouping depends on how rows were chunked; compare them at
@@ -19,76 +12,54 @@ from telemetry.upkeep import hour_floor
 DIGITS = 9
 
 
+def _per_stream(rows_of) -> dict:
+    """{"meters": sorted rows, "vehicles": sorted rows}."""
+    return {f"{stream.kind}s": sorted(rows_of(stream)) for stream in STREAMS}
+
+
+def _readings(model, stream) -> list[tuple]:
+    """(device external id, recorded_at, *value columns) of every row of `model`."""
+    return list(
+        model.objects.values_list(f"device__{stream.registry_id}", "recorded_at", *stream.columns)
+    )
+
+
 def _history() -> dict:
-    return {
-        "meters": sorted(
-            MeterReading.objects.values_list(
-                "device__meter_id", "recorded_at", "energy_kwh", "voltage_v"
-            )
-        ),
-        "vehicles": sorted(
-            VehicleReading.objects.values_list(
-                "device__vehicle_id", "recorded_at", "energy_kwh", "soc_pct", "battery_temp_c"
-            )
-        ),
-    }
+    return _per_stream(lambda stream: _readings(stream.history_model, stream))
 
 
 def _live() -> dict:
-    return {
-        "meters": sorted(
-            MeterStatus.objects.values_list(
-                "device__meter_id", "recorded_at", "energy_kwh", "voltage_v"
-            )
-        ),
-        "vehicles": sorted(
-            VehicleStatus.objects.values_list(
-                "device__vehicle_id", "recorded_at", "energy_kwh", "soc_pct", "battery_temp_c"
-            )
-        ),
-    }
+    return _per_stream(lambda stream: _readings(stream.status_model, stream))
 
 
 def _rollups() -> dict:
-    meters = [
-        (device, hour, round(energy, DIGITS), count)
-        for device, hour, energy, count in MeterHourly.objects.values_list(
-            "device__meter_id", "hour", "energy_kwh", "reading_count"
-        )
-    ]
-    vehicles = [
-        (device, hour, round(energy, DIGITS), round(temp, DIGITS), count)
-        for device, hour, energy, temp, count in VehicleHourly.objects.values_list(
-            "device__vehicle_id", "hour", "energy_kwh", "battery_temp_sum_c", "reading_count"
-        )
-    ]
-    return {"meters": sorted(meters), "vehicles": sorted(vehicles)}
+    def rows(stream):
+        for device, hour, *sums in stream.hourly_model.objects.values_list(
+            f"device__{stream.registry_id}", "hour", *stream.rollup_columns
+        ):
+            yield (device, hour, *(round(value, DIGITS) for value in sums))
+
+    return _per_stream(rows)
 
 
 def _rollups_from_history(history: dict) -> dict:
-    meters: dict = defaultdict(lambda: [0.0, 0])
-    for device, at, energy, _ in history["meters"]:
-        bucket = meters[(device, hour_floor(at))]
-        bucket[0] += energy
-        bucket[1] += 1
-    vehicles: dict = defaultdict(lambda: [0.0, 0.0, 0])
-    for device, at, energy, _, temp in history["vehicles"]:
-        bucket = vehicles[(device, hour_floor(at))]
-        bucket[0] += energy
-        bucket[1] += temp
-        bucket[2] += 1
-    return {
-        "meters": sorted((d, h, round(e, DIGITS), c) for (d, h), (e, c) in meters.items()),
-        "vehicles": sorted(
-            (d, h, round(e, DIGITS), round(t, DIGITS), c) for (d, h), (e, t, c) in vehicles.items()
-        ),
-    }
+    def rows(stream):
+        sources = [None if s is None else stream.columns.index(s) for _, s in stream.rollup_sums]
+        sums: dict = defaultdict(lambda: [0] * len(sources))
+        for device, at, *values in history[f"{stream.kind}s"]:
+            bucket = sums[(device, hour_floor(at))]
+            for position, source in enumerate(sources):
+                bucket[position] += 1 if source is None else values[source]
+        for (device, hour), bucket in sums.items():
+            yield (device, hour, *(round(value, DIGITS) for value in bucket))
+
+    return _per_stream(rows)
 
 
 def _live_from_history(history: dict) -> dict:
-    newest: dict = {"meters": {}, "vehicles": {}}
-    for kind in ("meters", "vehicles"):
-        for row in history[kind]:  # sorted by (device, time): the last one per device wins
+    newest: dict = {kind: {} for kind in history}
+    for kind, rows in history.items():
+        for row in rows:  # sorted by (device, time): the last one per device wins
             newest[kind][row[0]] = row
     return {kind: sorted(rows.values()) for kind, rows in newest.items()}
 

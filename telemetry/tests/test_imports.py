@@ -17,15 +17,9 @@ from django.db import connection
 from django.utils import timezone
 
 from fleet.models import Meter
-from telemetry.imports import file_chunks, readings_import
-from telemetry.models import (
-    MeterHourly,
-    MeterReading,
-    MeterStatus,
-    VehicleHourly,
-    VehicleReading,
-    VehicleStatus,
-)
+from telemetry import models
+from telemetry.bulk import readings_import
+from telemetry.files import file_chunks
 from telemetry.tests.factories import T0, every_minute, meter_payload, vehicle_payload
 
 CSV_HEADER = "type,deviceId,timestamp,kwh,voltage,soc,batteryTemp\n"
@@ -78,12 +72,12 @@ def run_import(*args) -> tuple[str, str]:
 
 def wipe_telemetry() -> None:
     for model in (
-        MeterReading,
-        VehicleReading,
-        MeterStatus,
-        VehicleStatus,
-        MeterHourly,
-        VehicleHourly,
+        models.MeterReading,
+        models.VehicleReading,
+        models.MeterStatus,
+        models.VehicleStatus,
+        models.MeterHourly,
+        models.VehicleHourly,
     ):
         model.objects.all().delete()
 
@@ -98,7 +92,7 @@ class TestImportTelemetry:
 
         out, _ = run_import(path)
 
-        assert MeterReading.objects.count() == VehicleReading.objects.count() == 270
+        assert models.MeterReading.objects.count() == models.VehicleReading.objects.count() == 270
         assert "rows read 540, stored 540, duplicates 0, rejected 0" in out
         assert telemetry_state.rollups() == telemetry_state.rollups_from_history()
         assert telemetry_state.live() == telemetry_state.live_from_history()
@@ -124,7 +118,9 @@ class TestImportTelemetry:
 
         run_import(path)
 
-        assert list(MeterReading.objects.values_list("energy_kwh", "voltage_v")) == [(1.5, 230.0)]
+        assert list(models.MeterReading.objects.values_list("energy_kwh", "voltage_v")) == [
+            (1.5, 230.0)
+        ]
 
     def test_a_gzipped_file_is_read_like_a_plain_one(self, tmp_path, telemetry_state):
         payloads = fleet_payloads()
@@ -172,8 +168,8 @@ class TestImportTelemetry:
 
         out, err = run_import(path, "--rejects", rejects)
 
-        assert MeterReading.objects.count() == 1
-        assert VehicleReading.objects.count() == 1
+        assert models.MeterReading.objects.count() == 1
+        assert models.VehicleReading.objects.count() == 1
         assert "rows read 10, stored 2, duplicates 0, rejected 8" in out
         reported = [json.loads(line) for line in rejects.read_text().splitlines()]
         assert [r["line"] for r in reported] == [2, 3, 4, 5, 6, 7, 8, 9]
@@ -282,7 +278,7 @@ class TestImportTelemetry:
         with pytest.raises(CommandError, match="CSV header must name timestamp"):
             run_import(good, bad)
 
-        assert MeterReading.objects.count() == 0
+        assert models.MeterReading.objects.count() == 0
 
     def test_a_file_where_every_row_is_rejected_fails(self, tmp_path):
         path = tmp_path / "junk.ndjson"
@@ -326,7 +322,7 @@ class TestImportTelemetryCommitted:
             readings_import(
                 chunks=file_chunks(path, "ndjson", chunk_size=100), on_chunk=stop_after_first_chunk
             )
-        partial = MeterReading.objects.count() + VehicleReading.objects.count()
+        partial = models.MeterReading.objects.count() + models.VehicleReading.objects.count()
         run_import(path, "--chunk-size", "100")
 
         assert 0 < partial < 720
@@ -351,12 +347,12 @@ class TestImportTelemetryCommitted:
         )
         try:
             deadline = time.monotonic() + 60
-            while MeterReading.objects.count() == 0 and time.monotonic() < deadline:
+            while models.MeterReading.objects.count() == 0 and time.monotonic() < deadline:
                 time.sleep(0.005)
             process.send_signal(signal.SIGKILL)
         finally:
             process.wait()
-        partial = (MeterReading.objects.count(), VehicleReading.objects.count())
+        partial = (models.MeterReading.objects.count(), models.VehicleReading.objects.count())
         run_import(path, "--chunk-size", "200")
 
         assert 0 < sum(partial) < len(payloads)

@@ -9,15 +9,8 @@ from django.db import connection
 from django.test import override_settings
 
 from fleet.models import Meter, Vehicle
-from telemetry.models import (
-    DeviceAPIKey,
-    MeterHourly,
-    MeterReading,
-    MeterStatus,
-    VehicleHourly,
-    VehicleReading,
-    VehicleStatus,
-)
+from telemetry import models
+from telemetry.models import DeviceAPIKey
 from telemetry.services import api_key_create
 from telemetry.tests.factories import T0, every_minute, meter_payload, vehicle_payload
 
@@ -33,10 +26,10 @@ def fixed_clock():
 
 def stored_counts() -> dict[str, int]:
     return {
-        "meter_history": MeterReading.objects.count(),
-        "vehicle_history": VehicleReading.objects.count(),
-        "meter_live": MeterStatus.objects.count(),
-        "vehicle_live": VehicleStatus.objects.count(),
+        "meter_history": models.MeterReading.objects.count(),
+        "vehicle_history": models.VehicleReading.objects.count(),
+        "meter_live": models.MeterStatus.objects.count(),
+        "vehicle_live": models.VehicleStatus.objects.count(),
     }
 
 
@@ -49,13 +42,13 @@ class TestOneReading:
 
         assert response.status_code == 201
         assert response.json() == {"accepted": 1, "duplicates": 0, "conflicts": 0, "rejected": []}
-        reading = MeterReading.objects.select_related("device").get()
+        reading = models.MeterReading.objects.select_related("device").get()
         assert (reading.device.meter_id, reading.recorded_at, reading.energy_kwh) == (
             "M-1",
             T0,
             1.25,
         )
-        live = MeterStatus.objects.get()
+        live = models.MeterStatus.objects.get()
         assert (live.recorded_at, live.voltage_v, live.received_at) == (T0, 230.0, NOW)
 
     def test_a_new_vehicle_reading_is_stored_in_history_and_live_status(self, device_client):
@@ -64,14 +57,14 @@ class TestOneReading:
         response = device_client.post("/v1/ingest", payload, format="json")
 
         assert response.status_code == 201
-        live = VehicleStatus.objects.select_related("device").get()
+        live = models.VehicleStatus.objects.select_related("device").get()
         assert (live.device.vehicle_id, live.soc_pct, live.energy_kwh, live.battery_temp_c) == (
             "V-1",
             81.5,
             0.5,
             36.0,
         )
-        assert VehicleReading.objects.count() == 1
+        assert models.VehicleReading.objects.count() == 1
 
     def test_a_replayed_reading_is_counted_once(self, device_client):
         device_client.post("/v1/ingest", meter_payload(kwh=2.0), format="json")
@@ -80,16 +73,18 @@ class TestOneReading:
 
         assert response.status_code == 200
         assert response.json() == {"accepted": 0, "duplicates": 1, "conflicts": 0, "rejected": []}
-        assert MeterReading.objects.count() == 1
-        assert list(MeterHourly.objects.values_list("energy_kwh", "reading_count")) == [(2.0, 1)]
+        assert models.MeterReading.objects.count() == 1
+        assert list(models.MeterHourly.objects.values_list("energy_kwh", "reading_count")) == [
+            (2.0, 1)
+        ]
 
     def test_a_replay_with_other_values_never_changes_the_first(self, device_client):
         device_client.post("/v1/ingest", meter_payload(kwh=2.0), format="json")
 
         device_client.post("/v1/ingest", meter_payload(kwh=9.0), format="json")
 
-        assert list(MeterReading.objects.values_list("energy_kwh", flat=True)) == [2.0]
-        assert MeterStatus.objects.get().energy_kwh == 2.0
+        assert list(models.MeterReading.objects.values_list("energy_kwh", flat=True)) == [2.0]
+        assert models.MeterStatus.objects.get().energy_kwh == 2.0
 
     def test_an_invalid_reading_is_a_400_with_field_errors_and_stores_nothing(self, device_client):
         payload = meter_payload() | {"voltage": 2500}
@@ -172,7 +167,7 @@ class TestOneReading:
 
         device_client.post("/v1/ingest", payload, format="json")
 
-        assert MeterReading.objects.get().recorded_at == T0
+        assert models.MeterReading.objects.get().recorded_at == T0
 
     def test_unknown_extra_fields_are_ignored(self, device_client):
         payload = meter_payload() | {"firmware": "1.2.3", "type": "meter"}
@@ -317,7 +312,9 @@ class TestBatches:
 
         assert response.status_code == 201
         assert response.json() == {"accepted": 1, "duplicates": 2, "conflicts": 1, "rejected": []}
-        assert list(MeterHourly.objects.values_list("energy_kwh", "reading_count")) == [(1.0, 1)]
+        assert list(models.MeterHourly.objects.values_list("energy_kwh", "reading_count")) == [
+            (1.0, 1)
+        ]
 
     def test_a_replayed_batch_is_all_duplicates(self, device_client):
         payloads = [meter_payload(at=t) for t in every_minute(T0, 5)]
@@ -327,7 +324,7 @@ class TestBatches:
 
         assert response.status_code == 200
         assert response.json() == {"accepted": 0, "duplicates": 5, "conflicts": 0, "rejected": []}
-        assert MeterHourly.objects.get().reading_count == 5
+        assert models.MeterHourly.objects.get().reading_count == 5
 
     def test_a_batch_of_1000_costs_a_constant_number_of_queries(
         self, device_client, django_assert_max_num_queries
@@ -448,7 +445,7 @@ class TestDeviceKeys:
             )
 
         assert response.status_code == 401
-        assert MeterReading.objects.count() == 1
+        assert models.MeterReading.objects.count() == 1
 
     @override_settings(API_AUTH_CACHE_SECONDS=0)
     def test_without_the_cache_a_revoked_key_stops_working_at_once(self, api_client):
@@ -525,8 +522,8 @@ class TestLiveStatusMovesForwardOnly:
         )
 
         assert response.status_code == 201
-        assert MeterReading.objects.count() == 2
-        live = MeterStatus.objects.get()
+        assert models.MeterReading.objects.count() == 2
+        live = models.MeterStatus.objects.get()
         assert (live.recorded_at, live.voltage_v) == (T0 + timedelta(minutes=5), 230.0)
 
     def test_a_newer_reading_moves_live_status(self, device_client):
@@ -536,7 +533,7 @@ class TestLiveStatusMovesForwardOnly:
             "/v1/ingest", vehicle_payload(at=T0 + timedelta(minutes=1), soc=41), format="json"
         )
 
-        live = VehicleStatus.objects.get()
+        live = models.VehicleStatus.objects.get()
         assert (live.recorded_at, live.soc_pct) == (T0 + timedelta(minutes=1), 41.0)
 
     def test_a_batch_moves_live_status_to_its_newest_reading_whatever_the_order(
@@ -547,7 +544,7 @@ class TestLiveStatusMovesForwardOnly:
 
         device_client.post("/v1/ingest", list(reversed(payloads)), format="json")
 
-        assert VehicleStatus.objects.get().soc_pct == 13.0
+        assert models.VehicleStatus.objects.get().soc_pct == 13.0
 
 
 class TestHourlyRollups:
@@ -559,7 +556,7 @@ class TestHourlyRollups:
 
         device_client.post("/v1/ingest", payloads, format="json")
 
-        rows = VehicleHourly.objects.order_by("hour").values_list(
+        rows = models.VehicleHourly.objects.order_by("hour").values_list(
             "hour", "energy_kwh", "battery_temp_sum_c", "reading_count"
         )
         assert list(rows) == [
@@ -577,8 +574,8 @@ class TestHourlyRollups:
             "/v1/ingest", meter_payload(at=T0 + timedelta(minutes=45), kwh=2.0), format="json"
         )
 
-        assert MeterHourly.objects.get(hour=T0).energy_kwh == 3.0
-        assert MeterStatus.objects.get().recorded_at == T0 + timedelta(hours=1)
+        assert models.MeterHourly.objects.get(hour=T0).energy_kwh == 3.0
+        assert models.MeterStatus.objects.get().recorded_at == T0 + timedelta(hours=1)
 
 
 class TestDeviceRegistration:
@@ -662,5 +659,5 @@ def test_readings_keep_microsecond_timestamps(device_client):
     device_client.post("/v1/ingest", meter_payload(at=at), format="json")
     replay = device_client.post("/v1/ingest", meter_payload(at=at), format="json")
 
-    assert MeterReading.objects.get().recorded_at == at
+    assert models.MeterReading.objects.get().recorded_at == at
     assert replay.json()["duplicates"] == 1

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from telemetry.models import MeterHourly, MeterStatus, VehicleHourly, VehicleStatus
 from telemetry.partitions import partition_name, partitions_ensure, partitions_list
+from telemetry.streams import METER_STREAM
 from telemetry.tests.factories import T0, every_minute, ingest, meter_payload, vehicle_payload
 
 
@@ -133,7 +134,7 @@ class TestManagePartitions:
         out, err = run("manage_partitions", "--ahead", 2, "--drop-older-than", 10, "--dry-run")
 
         assert partitions_list() == before
-        assert f"would drop {partition_name('telemetry_meterreading', old_day)}" in err
+        assert f"would drop {partition_name(METER_STREAM.history, old_day)}" in err
         assert "would create partitions of" in err
         assert "(dry run)" in out
 
@@ -155,7 +156,7 @@ class TestManagePartitions:
         assert recent.date() in days
         assert min(days) >= cutoff
         dropped = [line.split()[-1] for line in err.splitlines() if line.startswith("dropped ")]
-        assert partition_name("telemetry_meterreading", old.date()) in dropped
+        assert partition_name(METER_STREAM.history, old.date()) in dropped
         assert all(datetime.strptime(name[-8:], "%Y%m%d").date() < cutoff for name in dropped)
         assert list(MeterHourly.objects.values_list("hour", flat=True)) == [recent]
         assert list(VehicleHourly.objects.values_list("hour", flat=True)) == [recent]

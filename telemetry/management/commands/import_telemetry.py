@@ -4,15 +4,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from telemetry.imports import (
-    DEFAULT_CHUNK_SIZE,
-    FORMATS,
-    ImportFileError,
-    RejectedLine,
-    file_chunks,
-    readings_import,
-    sources_check,
-)
+from telemetry.bulk import DEFAULT_CHUNK_SIZE, readings_import
+from telemetry.files import FORMATS, ImportFileError, RejectedLine, file_chunks, sources_check
 
 # Rejected rows echoed on stderr when they also go to a --rejects file.
 _SHOWN_REJECTS = 20

@@ -1,10 +1,9 @@
 import sys
-from datetime import datetime
 
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
 from tqdm import tqdm
 
+from telemetry.management.options import aware_datetime
 from telemetry.upkeep import history_span, hour_ceil, hour_floor, rollups_rebuild
 
 
@@ -21,8 +20,8 @@ class Command(BaseCommand):
         parser.add_argument("--until", help="End hour, ISO 8601 with offset (rounded up).")
 
     def handle(self, *args, since, until, **options):
-        since_at = _parse("--since", since)
-        until_at = _parse("--until", until)
+        since_at = aware_datetime("--since", since)
+        until_at = aware_datetime("--until", until)
         if since_at is not None and until_at is not None and since_at >= until_at:
             raise CommandError("--since must be before --until.")
         span = None
@@ -48,15 +47,3 @@ class Command(BaseCommand):
             f"{result.until.isoformat()}), rollup rows deleted {result.rows_deleted}, "
             f"written {result.rows_written}, {result.seconds:.1f} s"
         )
-
-
-def _parse(option: str, text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise CommandError(f"{option} {text!r} is not an ISO 8601 date-time.") from None
-    if timezone.is_naive(moment):
-        raise CommandError(f"{option} {text!r} needs a UTC offset, e.g. 2026-02-10T00:00:00Z.")
-    return moment

@@ -7,17 +7,10 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from tqdm import tqdm
 
-from telemetry.imports import (
-    DEFAULT_CHUNK_SIZE,
-    ImportFileError,
-    file_format,
-    readings_import,
-    simulation_chunks,
-    simulation_mappings_apply,
-    simulation_mappings_csv,
-    simulation_write_file,
-)
-from telemetry.simulation import default_start, fleet_plan
+from telemetry import simulation
+from telemetry.bulk import DEFAULT_CHUNK_SIZE, readings_import
+from telemetry.files import ImportFileError, file_format
+from telemetry.management.options import aware_datetime
 
 
 class Command(BaseCommand):
@@ -86,12 +79,12 @@ class Command(BaseCommand):
             raise CommandError("--chunk-size must be at least 1.")
         now = timezone.now()
         if start is None:
-            first = default_start(hours=hours, interval_seconds=interval, now=now)
+            first = simulation.default_start(hours=hours, interval_seconds=interval, now=now)
         else:
-            first = _parse_start(start)
+            first = aware_datetime("--start", start)
         if int(hours * 3600) < interval:
             raise CommandError("--hours must cover at least one --interval.")
-        plan = fleet_plan(
+        plan = simulation.fleet_plan(
             vehicles=vehicles,
             hours=hours,
             interval_seconds=interval,
@@ -146,9 +139,9 @@ class Command(BaseCommand):
         if not out.parent.is_dir():
             raise CommandError(f"--out: the directory {out.parent} does not exist.")
         started = datetime.now(UTC)
-        written = simulation_write_file(plan=plan, path=out, on_batch=bar.update)
+        written = simulation.simulation_write_file(plan=plan, path=out, on_batch=bar.update)
         mappings = _mappings_path(out)
-        simulation_mappings_csv(plan=plan, path=mappings)
+        simulation.simulation_mappings_csv(plan=plan, path=mappings)
         seconds = (datetime.now(UTC) - started).total_seconds()
         bar.close()
         self.stderr.write(
@@ -162,11 +155,11 @@ class Command(BaseCommand):
         )
 
     def _to_database(self, plan, chunk_size: int, bar) -> None:
-        mappings = simulation_mappings_apply(plan=plan)
+        mappings = simulation.simulation_mappings_apply(plan=plan)
         for line, message in mappings.errors:
             self.stderr.write(f"mapping {line}: {message}")
         result = readings_import(
-            chunks=simulation_chunks(plan, chunk_size=chunk_size),
+            chunks=simulation.simulation_chunks(plan, chunk_size=chunk_size),
             on_chunk=lambda chunk: bar.update(chunk.rows_read),
         )
         bar.close()
@@ -174,16 +167,6 @@ class Command(BaseCommand):
             f"simulate_fleet: mappings assigned {mappings.assigned}, unchanged "
             f"{mappings.unchanged}, failed {len(mappings.errors)}; {result.summary()}"
         )
-
-
-def _parse_start(text: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise CommandError(f"--start {text!r} is not an ISO 8601 date-time.") from None
-    if timezone.is_naive(moment):
-        raise CommandError(f"--start {text!r} needs a UTC offset, e.g. 2026-02-10T00:00:00Z.")
-    return moment.astimezone(UTC)
 
 
 def _mappings_path(out: Path) -> Path:
