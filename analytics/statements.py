@@ -5,8 +5,8 @@ only pick one and pass parameters, never edit it. Each text is assembled here, a
 named pieces: table and column names from the models' `_meta` (`telemetry.streams` for the two
 streams, `fleet.models` for vehicles, meters and assignments), the status rule from
 `PerformanceStatus`, and per backend the few expressions the two dialects spell differently
-(`_Dialect`). analytics/tests/test_sql_snapshots.py holds the full text of each statement: read
-the SQL there.
+(`_Dialect`). analytics/tests/sql_snapshots.md holds the full text of each statement (checked by
+test_sql_snapshots.py): read the SQL there.
 
 Every value is a named parameter (`%(start)s`); a literal percent sign is therefore doubled
 (`strftime('%%s', …)`). The parameters every statement takes:
@@ -157,7 +157,7 @@ class _Dialect:
     greatest: str
     bucket: Callable[[str], str]  # the bucket index of a time: (epoch seconds − origin) / width
     meter_list: str  # the meter ids of `p` (periods) ⋈ `m` (meters), oldest first, comma-separated
-    lateral: bool  # PostgreSQL: probe the index per outer row with CROSS JOIN LATERAL
+    lateral: bool  # fleet edges: probe the index per period with CROSS JOIN LATERAL
     wanted: str  # the per-vehicle parts: rows of (source, device, lo, hi) from the parameters
 
 
@@ -219,57 +219,54 @@ ORDER BY a.{_A_FROM}
 VEHICLE_SOURCES = ((True, False), (True, True), (False, False), (False, True))
 
 
-def _vehicle_part(dialect: _Dialect, index: int, *, bucketed: bool) -> str:
-    """One aggregate per bucket over the parts of one source: ranges of one table."""
+def _vehicle_part(index: int) -> str:
+    """The rows of one source's parts: readings of history, or hours of the rollups, each with
+    (kind: 0 AC or 1 DC, at, kwh, readings, temp_sum)."""
     is_ac, rollup = VEHICLE_SOURCES[index]
     names, kind = (_AC, 0) if is_ac else (_DC, 1)
     if rollup:
-        time = names.hour
-        figures = f"sum(r.{names.hourly_energy}) AS kwh, sum(r.{names.hourly_count}) AS readings"
-        temperature = "0.0" if is_ac else f"sum(r.{_HOURLY_TEMPERATURE})"
-        table, window = names.hourly, ""
+        time, table, window = names.hour, names.hourly, ""
+        figures = f"r.{names.hourly_energy}, r.{names.hourly_count}"
+        temperature = "0.0" if is_ac else f"r.{_HOURLY_TEMPERATURE}"
     else:
-        time = names.at
-        figures = f"sum(r.{names.energy}) AS kwh, count(*) AS readings"
-        temperature = "0.0" if is_ac else f"sum(r.{_TEMPERATURE})"
         # The window's constant bounds let PostgreSQL prune history to its partitions.
-        table, window = names.history, f" AND r.{time} >= %(start)s AND r.{time} < %(end)s"
-    bucket = dialect.bucket(f"r.{time}") if bucketed else "0"
-    match = f"r.{names.device} = w.device AND r.{time} >= w.lo AND r.{time} < w.hi{window}"
-    if dialect.lateral:  # an index range scan per part
-        return f"""SELECT {kind} AS kind, x.bucket, x.kwh, x.readings, x.temp_sum
-    FROM wanted w CROSS JOIN LATERAL (
-        SELECT {bucket} AS bucket, {figures}, {temperature} AS temp_sum
-        FROM {table} r WHERE {match}
-        GROUP BY 1
-    ) x
+        time, table = names.at, names.history
+        window = f"\n        AND r.{time} >= %(start)s AND r.{time} < %(end)s"
+        figures = f"r.{names.energy}, 1"
+        temperature = "0.0" if is_ac else f"r.{_TEMPERATURE}"
+    return f"""SELECT {kind}, r.{time}, {figures}, {temperature}
+    FROM wanted w
+    JOIN {table} r ON r.{names.device} = w.device AND r.{time} >= w.lo AND r.{time} < w.hi{window}
     WHERE w.source = {index}"""
-    return f"""SELECT {kind} AS kind, {bucket} AS bucket, {figures}, {temperature} AS temp_sum
-    FROM wanted w JOIN {table} r ON {match}
-    WHERE w.source = {index}
-    GROUP BY 2"""
 
 
 def _vehicle_figures(dialect: _Dialect, *, bucketed: bool) -> str:
     """Every bucket's sums of both streams over the parts given, judged (one bucket unless
-    `bucketed`)."""
-    parts = "\n    UNION ALL\n    ".join(
-        _vehicle_part(dialect, index, bucketed=bucketed) for index in range(len(VEHICLE_SOURCES))
+    `bucketed`). Each part is an index range scan (a nested loop over the few parts); the rows
+    are summed once, at the end."""
+    rows = "\n    UNION ALL\n    ".join(
+        _vehicle_part(index) for index in range(len(VEHICLE_SOURCES))
     )
-    return f"""WITH RECURSIVE {_BUCKETS_CTE},
-wanted AS ({dialect.wanted}),
-parts AS (
-    {parts}
+    if bucketed:
+        head, source = (
+            f"WITH RECURSIVE {_BUCKETS_CTE},\n",
+            (f"buckets b LEFT JOIN parts p ON {dialect.bucket('p.at')} = b.n\n    GROUP BY b.n"),
+        )
+        bucket = "b.n"
+    else:  # one row: the window
+        head, source, bucket = "WITH ", "parts p", "0"
+    return f"""{head}wanted AS ({dialect.wanted}),
+parts(kind, at, kwh, readings, temp_sum) AS (
+    {rows}
 ),
 sums AS (
-    SELECT b.n AS bucket,
+    SELECT {bucket} AS bucket,
            coalesce(sum(CASE WHEN p.kind = 0 THEN p.kwh END), 0.0) AS ac_kwh,
            coalesce(sum(CASE WHEN p.kind = 0 THEN p.readings END), 0) AS ac_readings,
            coalesce(sum(CASE WHEN p.kind = 1 THEN p.kwh END), 0.0) AS dc_kwh,
            coalesce(sum(CASE WHEN p.kind = 1 THEN p.readings END), 0) AS dc_readings,
            sum(CASE WHEN p.kind = 1 THEN p.temp_sum END) AS temp_sum
-    FROM buckets b LEFT JOIN parts p ON p.bucket = b.n
-    GROUP BY b.n
+    FROM {source}
 )
 SELECT bucket, ac_kwh, ac_readings, dc_kwh, dc_readings, temp_sum,
     {_JUDGEMENT}
