@@ -36,6 +36,13 @@ def _stale_filter() -> StrictBooleanFilter:
     )
 
 
+def _device_code_filter(kind: str) -> DeviceCodeInFilter:
+    # Filters on the `<kind>_code` annotation of the status selectors.
+    return DeviceCodeInFilter(
+        field_name=f"{kind}_code", label=f"Only these {kind}s (comma-separated ids)."
+    )
+
+
 class VehicleStatusFilter(StrictFilterSet):
     socLt = SocFilter(
         method="filter_soc_lt",
@@ -46,9 +53,7 @@ class VehicleStatusFilter(StrictFilterSet):
         label="Only vehicles whose state of charge (%, 0 to 100) is above this.",
     )
     stale = _stale_filter()
-    vehicleId = DeviceCodeInFilter(
-        field_name="vehicle_code", label="Only these vehicles (comma-separated ids)."
-    )
+    vehicleId = _device_code_filter("vehicle")
 
     class Meta:
         model = VehicleStatus
@@ -63,9 +68,7 @@ class VehicleStatusFilter(StrictFilterSet):
 
 class MeterStatusFilter(StrictFilterSet):
     stale = _stale_filter()
-    meterId = DeviceCodeInFilter(
-        field_name="meter_code", label="Only these meters (comma-separated ids)."
-    )
+    meterId = _device_code_filter("meter")
 
     class Meta:
         model = MeterStatus

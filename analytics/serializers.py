@@ -113,6 +113,20 @@ class FleetSummarySerializer(serializers.Serializer):
         return _with_window(super().get_fields(), after=None)
 
 
+def _live_status_times() -> tuple[serializers.Field, ...]:
+    """The last fields of a live status (`timestamp`, `receivedAt`, `stale`), made where the
+    serializer declares them so they keep their place in its order."""
+    return (
+        serializers.DateTimeField(
+            source="recorded_at", help_text="When the newest reading was taken."
+        ),
+        serializers.DateTimeField(source="received_at", help_text="When the service stored it."),
+        serializers.BooleanField(
+            help_text="receivedAt is older than TELEMETRY_STALE_AFTER_SECONDS (default 300)."
+        ),
+    )
+
+
 class VehicleLiveStatusSerializer(serializers.Serializer):
     vehicleId = serializers.CharField(source="vehicle_code")
     soc = serializers.FloatField(source="soc_pct", help_text="State of charge, %.")
@@ -120,15 +134,7 @@ class VehicleLiveStatusSerializer(serializers.Serializer):
         source="energy_kwh", help_text="DC energy of the newest reading's interval."
     )
     batteryTemp = serializers.FloatField(source="battery_temp_c", help_text="°C.")
-    timestamp = serializers.DateTimeField(
-        source="recorded_at", help_text="When the newest reading was taken."
-    )
-    receivedAt = serializers.DateTimeField(
-        source="received_at", help_text="When the service stored it."
-    )
-    stale = serializers.BooleanField(
-        help_text="receivedAt is older than TELEMETRY_STALE_AFTER_SECONDS (default 300)."
-    )
+    timestamp, receivedAt, stale = _live_status_times()
 
 
 class MeterLiveStatusSerializer(serializers.Serializer):
@@ -137,15 +143,7 @@ class MeterLiveStatusSerializer(serializers.Serializer):
         source="energy_kwh", help_text="AC energy of the newest reading's interval."
     )
     voltage = serializers.FloatField(source="voltage_v", help_text="Volts.")
-    timestamp = serializers.DateTimeField(
-        source="recorded_at", help_text="When the newest reading was taken."
-    )
-    receivedAt = serializers.DateTimeField(
-        source="received_at", help_text="When the service stored it."
-    )
-    stale = serializers.BooleanField(
-        help_text="receivedAt is older than TELEMETRY_STALE_AFTER_SECONDS (default 300)."
-    )
+    timestamp, receivedAt, stale = _live_status_times()
 
 
 class VehicleHistoryReadingSerializer(serializers.Serializer):

@@ -2,51 +2,42 @@ from django.urls import path
 
 from analytics import views
 
+# route under v1/analytics/ → (view, name after "analytics-")
+_ANALYTICS = {
+    "performance/<str:vehicleId>": (views.VehiclePerformanceView, "vehicle-performance"),
+    "performance/<str:vehicleId>/series": (views.VehicleSeriesView, "vehicle-series"),
+    "fleet/series": (views.FleetSeriesView, "fleet-series"),
+    "fleet/attribution": (views.FleetAttributionView, "fleet-attribution"),
+    "fleet/inefficient": (views.FleetInefficientView, "fleet-inefficient"),
+    "fleet/summary": (views.FleetSummaryView, "fleet-summary"),
+}
+
+
+def _device_routes(kind: str, *, status_list, status, history) -> list:
+    """status-<kind>s, status-<kind> and history-<kind>: the live rows and the history."""
+    device = f"<str:{kind}Id>"
+    return [
+        path(f"v1/status/{kind}s", status_list.as_view(), name=f"status-{kind}s"),
+        path(f"v1/status/{kind}/{device}", status.as_view(), name=f"status-{kind}"),
+        path(f"v1/history/{kind}/{device}", history.as_view(), name=f"history-{kind}"),
+    ]
+
+
 urlpatterns = [
-    path(
-        "v1/analytics/performance/<str:vehicleId>",
-        views.VehiclePerformanceView.as_view(),
-        name="analytics-vehicle-performance",
+    *(
+        path(f"v1/analytics/{route}", view.as_view(), name=f"analytics-{name}")
+        for route, (view, name) in _ANALYTICS.items()
     ),
-    path(
-        "v1/analytics/performance/<str:vehicleId>/series",
-        views.VehicleSeriesView.as_view(),
-        name="analytics-vehicle-series",
+    *_device_routes(
+        "vehicle",
+        status_list=views.VehicleStatusListView,
+        status=views.VehicleStatusView,
+        history=views.VehicleHistoryView,
     ),
-    path(
-        "v1/analytics/fleet/series", views.FleetSeriesView.as_view(), name="analytics-fleet-series"
-    ),
-    path(
-        "v1/analytics/fleet/attribution",
-        views.FleetAttributionView.as_view(),
-        name="analytics-fleet-attribution",
-    ),
-    path(
-        "v1/analytics/fleet/inefficient",
-        views.FleetInefficientView.as_view(),
-        name="analytics-fleet-inefficient",
-    ),
-    path(
-        "v1/analytics/fleet/summary",
-        views.FleetSummaryView.as_view(),
-        name="analytics-fleet-summary",
-    ),
-    path("v1/status/vehicles", views.VehicleStatusListView.as_view(), name="status-vehicles"),
-    path("v1/status/meters", views.MeterStatusListView.as_view(), name="status-meters"),
-    path(
-        "v1/status/vehicle/<str:vehicleId>",
-        views.VehicleStatusView.as_view(),
-        name="status-vehicle",
-    ),
-    path("v1/status/meter/<str:meterId>", views.MeterStatusView.as_view(), name="status-meter"),
-    path(
-        "v1/history/vehicle/<str:vehicleId>",
-        views.VehicleHistoryView.as_view(),
-        name="history-vehicle",
-    ),
-    path(
-        "v1/history/meter/<str:meterId>",
-        views.MeterHistoryView.as_view(),
-        name="history-meter",
+    *_device_routes(
+        "meter",
+        status_list=views.MeterStatusListView,
+        status=views.MeterStatusView,
+        history=views.MeterHistoryView,
     ),
 ]

@@ -380,64 +380,76 @@ METER_STATUS_EXAMPLE = {
 }
 
 
-class VehicleStatusView(APIView):
-    @extend_schema(
-        operation_id="status_vehicle",
-        summary="Live status of one vehicle",
-        description="The newest reading accepted for the vehicle; `stale` when it was received "
-        "more than TELEMETRY_STALE_AFTER_SECONDS (default 300) ago.",
-        tags=["status"],
-        parameters=[VEHICLE_ID],
-        responses={
-            200: OpenApiResponse(
-                VehicleLiveStatusSerializer,
-                examples=[OpenApiExample("fresh", value=VEHICLE_STATUS_EXAMPLE)],
-            ),
-            404: not_found("vehicle (or no reading yet)"),
-        },
+def _device_status_schema(kind: str, *, parameter, serializer, example) -> extend_schema_view:
+    return extend_schema_view(
+        get=extend_schema(
+            operation_id=f"status_{kind}",
+            summary=f"Live status of one {kind}",
+            description=f"The newest reading accepted for the {kind}; `stale` when it was received "
+            "more than TELEMETRY_STALE_AFTER_SECONDS (default 300) ago.",
+            tags=["status"],
+            parameters=[parameter],
+            responses={
+                200: OpenApiResponse(serializer, examples=[OpenApiExample("fresh", value=example)]),
+                404: not_found(f"{kind} (or no reading yet)"),
+            },
+        )
     )
-    def get(self, request, vehicleId: str):
-        device_id_or_404(vehicleId, kind="vehicle")
-        status = vehicle_status_get(vehicle_id=vehicleId, now=timezone.now())
+
+
+class DeviceStatusView(APIView):
+    """The live row of one device; subclasses name the device kind."""
+
+    serializer_class: type
+    status_get = staticmethod(vehicle_status_get)  # the selector, keyword `<kind>_id`
+    kind = ""  # "vehicle" or "meter"
+    path_kwarg = ""  # "vehicleId" or "meterId"
+
+    def get(self, request, **kwargs):
+        device_id = device_id_or_404(kwargs[self.path_kwarg], kind=self.kind)
+        status = self.status_get(**{f"{self.kind}_id": device_id}, now=timezone.now())
         if status is None:
-            raise NotFound(f"No live status for vehicle {vehicleId!r}: unknown, or no reading yet.")
-        return Response(VehicleLiveStatusSerializer(status).data)
+            raise NotFound(
+                f"No live status for {self.kind} {device_id!r}: unknown, or no reading yet."
+            )
+        return Response(self.serializer_class(status).data)
 
 
-class MeterStatusView(APIView):
-    @extend_schema(
-        operation_id="status_meter",
-        summary="Live status of one meter",
-        description="The newest reading accepted for the meter; `stale` when it was received "
-        "more than TELEMETRY_STALE_AFTER_SECONDS (default 300) ago.",
-        tags=["status"],
-        parameters=[METER_ID],
-        responses={
-            200: OpenApiResponse(
-                MeterLiveStatusSerializer,
-                examples=[OpenApiExample("fresh", value=METER_STATUS_EXAMPLE)],
-            ),
-            404: not_found("meter (or no reading yet)"),
-        },
-    )
-    def get(self, request, meterId: str):
-        device_id_or_404(meterId, kind="meter")
-        status = meter_status_get(meter_id=meterId, now=timezone.now())
-        if status is None:
-            raise NotFound(f"No live status for meter {meterId!r}: unknown, or no reading yet.")
-        return Response(MeterLiveStatusSerializer(status).data)
-
-
-@extend_schema_view(
-    get=extend_schema(
-        operation_id="status_vehicles",
-        summary="Live status of all vehicles",
-        description="One row per vehicle that has reported, by vehicle id; filterable; "
-        "cursor-paginated (follow `next`).",
-        tags=["status"],
-        responses={200: VehicleLiveStatusSerializer(many=True), 400: BAD_LIST_PARAMETER},
-    )
+@_device_status_schema(
+    "vehicle",
+    parameter=VEHICLE_ID,
+    serializer=VehicleLiveStatusSerializer,
+    example=VEHICLE_STATUS_EXAMPLE,
 )
+class VehicleStatusView(DeviceStatusView):
+    serializer_class = VehicleLiveStatusSerializer
+    status_get = staticmethod(vehicle_status_get)
+    kind, path_kwarg = "vehicle", "vehicleId"
+
+
+@_device_status_schema(
+    "meter", parameter=METER_ID, serializer=MeterLiveStatusSerializer, example=METER_STATUS_EXAMPLE
+)
+class MeterStatusView(DeviceStatusView):
+    serializer_class = MeterLiveStatusSerializer
+    status_get = staticmethod(meter_status_get)
+    kind, path_kwarg = "meter", "meterId"
+
+
+def _status_list_schema(kind: str, *, serializer) -> extend_schema_view:
+    return extend_schema_view(
+        get=extend_schema(
+            operation_id=f"status_{kind}s",
+            summary=f"Live status of all {kind}s",
+            description=f"One row per {kind} that has reported, by {kind} id; filterable; "
+            "cursor-paginated (follow `next`).",
+            tags=["status"],
+            responses={200: serializer(many=True), 400: BAD_LIST_PARAMETER},
+        )
+    )
+
+
+@_status_list_schema("vehicle", serializer=VehicleLiveStatusSerializer)
 class VehicleStatusListView(ListAPIView):
     serializer_class = VehicleLiveStatusSerializer
     filterset_class = VehicleStatusFilter
@@ -447,16 +459,7 @@ class VehicleStatusListView(ListAPIView):
         return vehicle_status_list(now=timezone.now())
 
 
-@extend_schema_view(
-    get=extend_schema(
-        operation_id="status_meters",
-        summary="Live status of all meters",
-        description="One row per meter that has reported, by meter id; filterable; "
-        "cursor-paginated (follow `next`).",
-        tags=["status"],
-        responses={200: MeterLiveStatusSerializer(many=True), 400: BAD_LIST_PARAMETER},
-    )
-)
+@_status_list_schema("meter", serializer=MeterLiveStatusSerializer)
 class MeterStatusListView(ListAPIView):
     serializer_class = MeterLiveStatusSerializer
     filterset_class = MeterStatusFilter
@@ -528,20 +531,24 @@ _HISTORY_DESCRIPTION = (
 )
 
 
-@extend_schema_view(
-    get=extend_schema(
-        operation_id="history_vehicle",
-        summary="Raw readings of one vehicle",
-        description=_HISTORY_DESCRIPTION,
-        tags=["history"],
-        parameters=[VEHICLE_ID, HOURS, FROM, TO, FORMAT],
-        responses={
-            200: VehicleHistoryReadingSerializer(many=True),
-            400: BAD_HISTORY_PARAMETER,
-            404: not_found("vehicle"),
-        },
+def _history_schema(kind: str, *, parameter, serializer) -> extend_schema_view:
+    return extend_schema_view(
+        get=extend_schema(
+            operation_id=f"history_{kind}",
+            summary=f"Raw readings of one {kind}",
+            description=_HISTORY_DESCRIPTION,
+            tags=["history"],
+            parameters=[parameter, HOURS, FROM, TO, FORMAT],
+            responses={
+                200: serializer(many=True),
+                400: BAD_HISTORY_PARAMETER,
+                404: not_found(kind),
+            },
+        )
     )
-)
+
+
+@_history_schema("vehicle", parameter=VEHICLE_ID, serializer=VehicleHistoryReadingSerializer)
 class VehicleHistoryView(DeviceHistoryView):
     serializer_class = VehicleHistoryReadingSerializer
     reading_model = VehicleReading
@@ -551,20 +558,7 @@ class VehicleHistoryView(DeviceHistoryView):
     csv_fields = ("soc_pct", "energy_kwh", "battery_temp_c")
 
 
-@extend_schema_view(
-    get=extend_schema(
-        operation_id="history_meter",
-        summary="Raw readings of one meter",
-        description=_HISTORY_DESCRIPTION,
-        tags=["history"],
-        parameters=[METER_ID, HOURS, FROM, TO, FORMAT],
-        responses={
-            200: MeterHistoryReadingSerializer(many=True),
-            400: BAD_HISTORY_PARAMETER,
-            404: not_found("meter"),
-        },
-    )
-)
+@_history_schema("meter", parameter=METER_ID, serializer=MeterHistoryReadingSerializer)
 class MeterHistoryView(DeviceHistoryView):
     serializer_class = MeterHistoryReadingSerializer
     reading_model = MeterReading

@@ -93,33 +93,6 @@ class TestVehiclePerformanceApi:
 
         assert response.json()["status"] == "OK"
 
-    @pytest.mark.parametrize(
-        ("query", "parameter"),
-        [
-            ({"hours": "abc"}, "hours"),
-            ({"hours": "0"}, "hours"),
-            ({"hours": "-3"}, "hours"),
-            ({"hours": str(31 * 24 + 1)}, "hours"),
-            ({"hours": "2", "from": "2026-02-10T10:00:00Z", "to": "2026-02-10T11:00:00Z"}, "hours"),
-            ({"from": "2026-02-10T11:00:00Z", "to": "2026-02-10T10:00:00Z"}, "from"),
-            ({"from": "2026-02-10T10:00:00Z", "to": "2026-02-10T10:00:00Z"}, "from"),
-            ({"from": "2026-02-10T10:00:00", "to": "2026-02-10T11:00:00Z"}, "from"),
-            ({"from": "2026-02-10T10:00:00Z", "to": "2026-02-10T11:00:00"}, "to"),
-            ({"from": "yesterday", "to": "2026-02-10T11:00:00Z"}, "from"),
-            ({"from": "2026-02-10T10:00:00Z"}, "to"),
-            ({"to": "2026-02-10T10:00:00Z"}, "from"),
-            ({"from": "2026-01-01T00:00:00Z", "to": "2026-02-10T00:00:00Z"}, "to"),
-            ({"threshold": "abc"}, "threshold"),
-            ({"threshold": "NaN"}, "threshold"),
-            ({"threshold": "150"}, "threshold"),
-        ],
-    )
-    def test_a_bad_parameter_is_a_400_naming_it(self, analyst_client, charged, query, parameter):
-        response = analyst_client.get("/v1/analytics/performance/V-1", query)
-
-        assert response.status_code == 400
-        assert list(response.json()) == [parameter]
-
     @pytest.mark.parametrize("threshold", ["0.85", "1", "0"])
     def test_a_ratio_threshold_is_refused_as_not_a_percentage(
         self, analyst_client, charged, threshold
@@ -209,26 +182,6 @@ class TestFleetInefficientApi:
             "http://testserver/v1/analytics/fleet/inefficient?limit=1&threshold=85",
         )
 
-    @pytest.mark.parametrize(
-        ("query", "parameter"),
-        [
-            ({"hours": "abc"}, "hours"),
-            ({"hours": "0"}, "hours"),
-            ({"threshold": "0.85"}, "threshold"),
-            ({"page": "0"}, "page"),
-            ({"page": "x"}, "page"),
-            ({"limit": "501"}, "limit"),
-        ],
-    )
-    def test_a_bad_parameter_is_a_400_naming_it(self, analyst_client, fleet, query, parameter):
-        response = analyst_client.get("/v1/analytics/fleet/inefficient", query)
-
-        assert response.status_code == 400
-        assert list(response.json()) == [parameter]
-
-    def test_no_credentials_is_a_401(self, api_client, fleet):
-        assert api_client.get("/v1/analytics/fleet/inefficient").status_code == 401
-
 
 class TestFleetSummaryApi:
     def test_the_summary_has_totals_and_counts_by_status(self, analyst_client, fleet):
@@ -257,9 +210,6 @@ class TestFleetSummaryApi:
         response = analyst_client.get("/v1/analytics/fleet/summary", {"threshold": "0.85"})
 
         assert (response.status_code, list(response.json())) == (400, ["threshold"])
-
-    def test_no_credentials_is_a_401(self, api_client, fleet):
-        assert api_client.get("/v1/analytics/fleet/summary").status_code == 401
 
 
 class TestStatusApi:
@@ -376,12 +326,6 @@ class TestStatusApi:
 
         assert (response.status_code, list(response.json())) == (400, [parameter])
 
-    @pytest.mark.parametrize(
-        "url", ["/v1/status/vehicles", "/v1/status/meters", "/v1/status/vehicle/V-1"]
-    )
-    def test_no_credentials_is_a_401(self, api_client, statuses, url):
-        assert api_client.get(url).status_code == 401
-
 
 class TestHistoryApi:
     @pytest.fixture
@@ -469,5 +413,67 @@ class TestHistoryApi:
     def test_an_unknown_device_is_a_404(self, analyst_client, history, url):
         assert analyst_client.get(url).status_code == 404
 
-    def test_no_credentials_is_a_401(self, api_client, history):
-        assert api_client.get("/v1/history/vehicle/V-1").status_code == 401
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/v1/analytics/fleet/inefficient",
+        "/v1/analytics/fleet/summary",
+        "/v1/status/vehicles",
+        "/v1/status/meters",
+        "/v1/status/vehicle/V-1",
+        "/v1/history/vehicle/V-1",
+    ],
+)
+def test_no_credentials_is_a_401(api_client, fleet, url):
+    assert api_client.get(url).status_code == 401
+
+
+PERFORMANCE_URL, FLEET_LIST_URL = "/v1/analytics/performance/V-1", "/v1/analytics/fleet/inefficient"
+
+
+@pytest.mark.parametrize(
+    ("url", "query", "parameter"),
+    [
+        *(
+            (PERFORMANCE_URL, query, parameter)
+            for query, parameter in [
+                ({"hours": "abc"}, "hours"),
+                ({"hours": "0"}, "hours"),
+                ({"hours": "-3"}, "hours"),
+                ({"hours": str(31 * 24 + 1)}, "hours"),
+                (
+                    {"hours": "2", "from": "2026-02-10T10:00:00Z", "to": "2026-02-10T11:00:00Z"},
+                    "hours",
+                ),
+                ({"from": "2026-02-10T11:00:00Z", "to": "2026-02-10T10:00:00Z"}, "from"),
+                ({"from": "2026-02-10T10:00:00Z", "to": "2026-02-10T10:00:00Z"}, "from"),
+                ({"from": "2026-02-10T10:00:00", "to": "2026-02-10T11:00:00Z"}, "from"),
+                ({"from": "2026-02-10T10:00:00Z", "to": "2026-02-10T11:00:00"}, "to"),
+                ({"from": "yesterday", "to": "2026-02-10T11:00:00Z"}, "from"),
+                ({"from": "2026-02-10T10:00:00Z"}, "to"),
+                ({"to": "2026-02-10T10:00:00Z"}, "from"),
+                ({"from": "2026-01-01T00:00:00Z", "to": "2026-02-10T00:00:00Z"}, "to"),
+                ({"threshold": "abc"}, "threshold"),
+                ({"threshold": "NaN"}, "threshold"),
+                ({"threshold": "150"}, "threshold"),
+            ]
+        ),
+        *(
+            (FLEET_LIST_URL, query, parameter)
+            for query, parameter in [
+                ({"hours": "abc"}, "hours"),
+                ({"hours": "0"}, "hours"),
+                ({"threshold": "0.85"}, "threshold"),
+                ({"page": "0"}, "page"),
+                ({"page": "x"}, "page"),
+                ({"limit": "501"}, "limit"),
+            ]
+        ),
+    ],
+)
+def test_a_bad_parameter_is_a_400_naming_it(analyst_client, charged, url, query, parameter):
+    response = analyst_client.get(url, query)
+
+    assert response.status_code == 400
+    assert list(response.json()) == [parameter]

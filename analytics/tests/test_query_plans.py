@@ -160,22 +160,13 @@ class TestVehiclePerformancePlan:
         assert len(statements) == 2
         assert {node for node, _, _ in figures} <= INDEX_SCANS
         relations = {relation for _, relation, _ in figures if relation}
-        assert relations == {
-            "telemetry_meterreading_p20260209",
-            "telemetry_meterreading_p20260210",
-            "telemetry_vehiclereading_p20260209",
-            "telemetry_vehiclereading_p20260210",
-            "telemetry_meterhourly",
-            "telemetry_vehiclehourly",
+        partitions = {
+            f"{history}_p{day}" for history in HISTORY for day in ("20260209", "20260210")
         }
+        assert relations == partitions | set(ROLLUPS)
         indexes = {index for _, _, index in figures if index}
-        assert indexes == {
-            "telemetry_meterreading_p20260209_pkey",
-            "telemetry_meterreading_p20260210_pkey",
-            "telemetry_vehiclereading_p20260209_pkey",
-            "telemetry_vehiclereading_p20260210_pkey",
-            "telemetry_meterhourly_key",
-            "telemetry_vehiclehourly_key",
+        assert indexes == {f"{partition}_pkey" for partition in partitions} | {
+            f"{rollup}_key" for rollup in ROLLUPS
         }
 
 

@@ -3,7 +3,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
-from django.test.utils import CaptureQueriesContext
+from django.test.utils import CaptureQueriesContext, override_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -360,33 +360,24 @@ class TestFleetInefficient:
         page = fleet_inefficient(hours=24, now=NOW, threshold=85, limit=50, offset=0)
 
         assert (page.start, page.end, page.total) == (at(-11), NOW, 2)
-        assert page.items == (
+        assert page.items == tuple(
             VehiclePerformance(
-                vehicle_id="V-WORST",
+                vehicle_id=vehicle_id,
                 start=at(-11),
                 end=NOW,
-                meter_ids=("M-2",),
+                meter_ids=(meter_id,),
                 ac_kwh=6.0,
-                dc_kwh=3.0,
-                efficiency_pct=50.0,
+                dc_kwh=dc_kwh,
+                efficiency_pct=efficiency_pct,
                 avg_battery_temp_c=32.5,
                 vehicle_reading_count=6,
                 meter_reading_count=6,
                 status=PerformanceStatus.FAULT_DETECTED,
-            ),
-            VehiclePerformance(
-                vehicle_id="V-LOW",
-                start=at(-11),
-                end=NOW,
-                meter_ids=("M-1",),
-                ac_kwh=6.0,
-                dc_kwh=4.2,
-                efficiency_pct=70.0,
-                avg_battery_temp_c=32.5,
-                vehicle_reading_count=6,
-                meter_reading_count=6,
-                status=PerformanceStatus.FAULT_DETECTED,
-            ),
+            )
+            for vehicle_id, meter_id, dc_kwh, efficiency_pct in (
+                ("V-WORST", "M-2", 3.0, 50.0),
+                ("V-LOW", "M-1", 4.2, 70.0),
+            )
         )
 
     def test_a_page_beyond_the_end_still_reports_the_count(self, fleet):
@@ -468,3 +459,48 @@ class TestFleetSummary:
         summary = fleet_summary(hours=24, now=NOW, threshold=85)
 
         assert (summary.vehicle_count, summary.ac_kwh, summary.efficiency_pct) == (0, 0.0, None)
+
+
+class AskedRouter:
+    """A router that sends every read to `default` and remembers what it was asked about."""
+
+    def __init__(self):
+        self.asked: list[type] = []
+
+    def db_for_read(self, model, **hints):
+        self.asked.append(model)
+        return "default"
+
+
+class TestOneDatabasePerAnswer:
+    @pytest.mark.parametrize(
+        ("answer", "statements"),
+        [
+            (
+                lambda: vehicle_performance(
+                    vehicle_id="V-1", start=at(9, 30), end=NOW, threshold=85
+                ),
+                2,
+            ),
+            (lambda: fleet_summary(hours=24, now=NOW, threshold=85), 1),
+            (
+                lambda: fleet_inefficient(hours=24, now=NOW, threshold=85, limit=50, offset=0),
+                1,
+            ),
+        ],
+        ids=["vehicle", "fleet summary", "fleet list"],
+    )
+    def test_the_router_is_asked_once_and_every_statement_runs_there(
+        self, clock, answer, statements
+    ):
+        assign("V-1", "M-1", at(0))
+        charge("V-1", ["M-1"], start=at(9, 7), minutes=90)
+        router = AskedRouter()
+
+        with (
+            override_settings(DATABASE_ROUTERS=[router]),
+            CaptureQueriesContext(connection) as queries,  # `default`, where the router sends
+        ):
+            answer()
+
+        assert (len(router.asked), len(queries)) == (1, statements)
