@@ -25,7 +25,6 @@ from fleet.admin_columns import (
     SeenFilter,
     VehicleColumns,
     depot_filter,
-    open_alarm_count,
 )
 from fleet.models import Meter, MeterAssignment, Vehicle
 from fleet.selectors import assignment_conflict_find
@@ -238,17 +237,9 @@ class VehicleAdmin(VehicleColumns, DeviceAdmin):
     )
     inlines = (VehicleHistoryInline,)
 
-    def get_queryset(self, request):
-        return (
-            super()
-            .get_queryset(request)
-            .with_current_meter()
-            .annotate(open_alarm_count=open_alarm_count("vehicle"))
-        )
-
     @admin.display(description="current meter")
     def current_meter(self, vehicle: Vehicle) -> str | None:
-        return vehicle.current_meter_id
+        return vehicle.current_meter_id  # read for the page's rows (VehicleColumns)
 
 
 @admin.register(Meter)
@@ -276,17 +267,9 @@ class MeterAdmin(MeterColumns, DeviceAdmin):
     )
     inlines = (MeterHistoryInline,)
 
-    def get_queryset(self, request):
-        return (
-            super()
-            .get_queryset(request)
-            .with_current_vehicle()
-            .annotate(open_alarm_count=open_alarm_count("meter"))
-        )
-
     @admin.display(description="current vehicle")
     def current_vehicle(self, meter: Meter) -> str | None:
-        return meter.current_vehicle_id
+        return meter.current_vehicle_id  # read for the page's rows (MeterColumns)
 
 
 class MeterAssignmentAddForm(forms.ModelForm):

@@ -120,7 +120,9 @@ class TestVehicleListColumns:
         mapped("V-SLOW", "M-SLOW")
         charge("V-SLOW", "M-SLOW", ac_kwh=1.0, efficiency_pct=50.0)
         clock.move_to(NOW - timedelta(hours=1))
-        ingest([vehicle_payload("V-STALE", at=NOW - timedelta(hours=1))], now=NOW - timedelta(hours=1))
+        ingest(
+            [vehicle_payload("V-STALE", at=NOW - timedelta(hours=1))], now=NOW - timedelta(hours=1)
+        )
         clock.move_to(NOW)
         VehicleFactory(vehicle_id="V-NEW")
 
@@ -259,7 +261,9 @@ class TestVehicleListFilters:
         charge("V-SERVED", "M-1", ac_kwh=1.0, efficiency_pct=50.0)
         open_alarm(vehicle=served)
         clock.move_to(NOW - timedelta(hours=1))
-        ingest([vehicle_payload("V-STALE", at=NOW - timedelta(hours=1))], now=NOW - timedelta(hours=1))
+        ingest(
+            [vehicle_payload("V-STALE", at=NOW - timedelta(hours=1))], now=NOW - timedelta(hours=1)
+        )
         clock.move_to(NOW)
         VehicleFactory(vehicle_id="V-NEW")
 
