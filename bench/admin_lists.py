@@ -113,15 +113,18 @@ def fill(count: int) -> None:
         print(f"  {min(first + BATCH, count):,} vehicles", file=sys.stderr)
 
 
-def measure(client: Client, url: str, runs: int) -> tuple[float, int, int]:
-    timings = []
+def measure(client: Client, url: str, runs: int) -> tuple[float, float, int, int]:
+    """Median request time, median SQL time, statements and rows of the list at `url`."""
+    timings, sql_timings = [], []
     for _ in range(runs):
         with CaptureQueriesContext(connection) as queries:
             started = time.perf_counter()
             response = client.get(url)
             timings.append(time.perf_counter() - started)
+        sql_timings.append(sum(float(query["time"]) for query in queries))
         assert response.status_code == 200, (url, response.status_code)
-    return statistics.median(timings), len(queries), len(response.context["cl"].result_list)
+    rows = len(response.context["cl"].result_list)
+    return statistics.median(timings), statistics.median(sql_timings), len(queries), rows
 
 
 def main() -> None:
@@ -140,7 +143,7 @@ def main() -> None:
     client = Client()
     client.force_login(user)
     print(f"{Vehicle.objects.count():,} vehicles, {Meter.objects.count():,} meters")
-    print(f"{'list':<45} {'median ms':>10} {'queries':>8} {'rows':>5}")
+    print(f"{'list':<48} {'request ms':>10} {'SQL ms':>7} {'queries':>7} {'rows':>5}")
     for url in (
         "/admin/fleet/vehicle/",
         "/admin/fleet/vehicle/?p=500",
@@ -151,8 +154,10 @@ def main() -> None:
         "/admin/fleet/meter/",
         "/admin/fleet/meter/?seen=live",
     ):
-        seconds, queries, rows = measure(client, url, args.runs)
-        print(f"{url:<45} {seconds * 1000:>10.1f} {queries:>8} {rows:>5}")
+        seconds, sql_seconds, queries, rows = measure(client, url, args.runs)
+        print(
+            f"{url:<48} {seconds * 1000:>10.0f} {sql_seconds * 1000:>7.0f} {queries:>7} {rows:>5}"
+        )
 
 
 if __name__ == "__main__":
