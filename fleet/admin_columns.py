@@ -325,7 +325,7 @@ class LiveColumns:
         status = getattr(device, "status", None)
         if status is None:
             return "never seen"
-        return "stale" if status.received_at < self._stale_before else "live"
+        return "stale" if status.received_at < device.stale_before else "live"
 
     @admin.display(description="open alarms")
     def open_alarms(self, device) -> str:
@@ -335,12 +335,15 @@ class LiveColumns:
         return format_html('<a href="{}">{}</a>', url, device.open_alarm_count)
 
     def get_changelist_instance(self, request):
-        self._stale_before = stale_before(timezone.now())
+        now = timezone.now()
         changelist = super().get_changelist_instance(request)
         # The page's rows are read once here; the template iterates the same evaluated list.
         rows = list(changelist.result_list)
+        for row in rows:
+            # On the row, not on this admin: one instance serves every request (and thread).
+            row.stale_before = stale_before(now)
         # Each list's `annotate_page` reads the rest for these rows only, set-based.
-        self.annotate_page(rows, now=timezone.now())
+        self.annotate_page(rows, now=now)
         return changelist
 
 
