@@ -167,6 +167,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# Every time shown with its zone, in one format (`2026-11-23 10:15:00 UTC`): telemetry/formats/.
+FORMAT_MODULE_PATH = ["telemetry.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"

@@ -15,6 +15,17 @@ from django.http import HttpResponseRedirect
 from django.utils import timezone
 
 from alarms.admin import alarms_link
+from fleet.admin_columns import (
+    HasMeterFilter,
+    HasVehicleFilter,
+    MeterColumns,
+    MeterOpenAlarmFilter,
+    MeterSeenFilter,
+    OpenAlarmFilter,
+    SeenFilter,
+    VehicleColumns,
+    depot_filter,
+)
 from fleet.models import Meter, MeterAssignment, Vehicle
 from fleet.selectors import assignment_conflict_find
 from fleet.services import AssignmentConflict, meter_assign
@@ -200,10 +211,23 @@ class DeviceAdmin(ServiceTransactionMixin, PrefixSearchMixin, admin.ModelAdmin):
 
 
 @admin.register(Vehicle)
-class VehicleAdmin(DeviceAdmin):
+class VehicleAdmin(VehicleColumns, DeviceAdmin):
     form = VehicleAdminForm
     alarm_field = "vehicle"
-    list_display = ("vehicle_id", "current_meter", "created_at")
+    list_display = (
+        "vehicle_id",
+        "current_meter",
+        "last_seen",
+        "seen_state",
+        "soc",
+        "day_efficiency",
+        "day_status",
+        "open_alarms",
+        "links",
+    )
+    list_filter = (HasMeterFilter, SeenFilter, OpenAlarmFilter, *depot_filter(Vehicle))
+    # The live status: a join on its primary key (one row per vehicle).
+    list_select_related = ("status",)
     search_fields = ("vehicle_id",)
     prefix_search_field = "vehicle_id"
     search_help_text = "The vehicle id or its beginning (case-sensitive)."
@@ -213,19 +237,27 @@ class VehicleAdmin(DeviceAdmin):
     )
     inlines = (VehicleHistoryInline,)
 
-    def get_queryset(self, request):
-        return super().get_queryset(request).with_current_meter()
-
     @admin.display(description="current meter")
     def current_meter(self, vehicle: Vehicle) -> str | None:
-        return vehicle.current_meter_id
+        return vehicle.current_meter_id  # read for the page's rows (VehicleColumns)
 
 
 @admin.register(Meter)
-class MeterAdmin(DeviceAdmin):
+class MeterAdmin(MeterColumns, DeviceAdmin):
     form = MeterAdminForm
     alarm_field = "meter"
-    list_display = ("meter_id", "current_vehicle", "created_at")
+    list_display = (
+        "meter_id",
+        "current_vehicle",
+        "last_seen",
+        "seen_state",
+        "day_energy",
+        "open_alarms",
+        "links",
+    )
+    list_filter = (HasVehicleFilter, MeterSeenFilter, MeterOpenAlarmFilter, *depot_filter(Meter))
+    # The live status: a join on its primary key (one row per meter).
+    list_select_related = ("status",)
     search_fields = ("meter_id",)
     prefix_search_field = "meter_id"
     search_help_text = "The meter id or its beginning (case-sensitive)."
@@ -235,12 +267,9 @@ class MeterAdmin(DeviceAdmin):
     )
     inlines = (MeterHistoryInline,)
 
-    def get_queryset(self, request):
-        return super().get_queryset(request).with_current_vehicle()
-
     @admin.display(description="current vehicle")
     def current_vehicle(self, meter: Meter) -> str | None:
-        return meter.current_vehicle_id
+        return meter.current_vehicle_id  # read for the page's rows (MeterColumns)
 
 
 class MeterAssignmentAddForm(forms.ModelForm):

@@ -1,18 +1,25 @@
 """Back office of the device keys, and read-only views of live status, history and rollups.
 
-The history tables hold billions of rows: their lists never count them (a fixed-count paginator
-and `show_full_result_count = False`), sort by the (device, recorded_at) key that the ingest path
-writes, find a device by its exact id, and link to no row (`id` is not indexed on the partitioned
-tables, whose real key is (device, recorded_at)).
+The history tables hold billions of rows: their lists never count them (a lookahead paginator
+with "newer / older" links, `show_full_result_count = False`, an honest count bounded by a
+`LIMIT`), list newest first, drill down by date with bounded queries, find a device by its exact
+id, and link to no row (`id` is not indexed on the partitioned tables, whose real key is
+(device, recorded_at)). See telemetry/admin_display.py.
 """
 
 from django.contrib import admin
-from django.core.paginator import Paginator
+from django.contrib.admin.views.main import PAGE_VAR
 from django.db import DEFAULT_DB_ALIAS
-from django.utils.functional import cached_property
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
 
+from telemetry.admin_display import (
+    EXACT_COUNT_LIMIT,
+    LookaheadChangeList,
+    LookaheadPaginator,
+    date_drilldown,
+    honest_count,
+)
 from telemetry.authentication import forget_cached_credentials
 from telemetry.models import (
     DeviceAPIKey,
@@ -28,20 +35,6 @@ from telemetry.models import (
 # no one issues a key that cannot work.
 if admin.site.is_registered(APIKey):
     admin.site.unregister(APIKey)
-
-
-class UncountedPaginator(Paginator):
-    """A paginator that never runs COUNT(*): on a table of billions that alone takes minutes.
-
-    The "count" is a ceiling on how deep a person can page (narrow by device instead); pages past
-    the data are simply empty.
-    """
-
-    PAGE_LIMIT = 1000
-
-    @cached_property
-    def count(self) -> int:
-        return self.per_page * self.PAGE_LIMIT
 
 
 @admin.register(DeviceAPIKey)
@@ -75,10 +68,6 @@ class ReadOnlyAdmin(admin.ModelAdmin):
     list_select_related = ("device",)
     device_id_field = ""  # the device's external id, e.g. "device__meter_id"
 
-    def get_queryset(self, request):
-        # The operator sees the primary, never a replica's lagging copy (api.routers).
-        return super().get_queryset(request).using(DEFAULT_DB_ALIAS)
-
     def has_add_permission(self, request) -> bool:
         return False
 
@@ -88,6 +77,11 @@ class ReadOnlyAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
+    def get_queryset(self, request):
+        # The operator sees the primary, never a replica's lagging copy (api.routers); the
+        # device's id titles each row and page (`__str__`): joined, not one query per row.
+        return super().get_queryset(request).using(DEFAULT_DB_ALIAS).select_related("device")
+
     def get_search_results(self, request, queryset, search_term):
         """An exact device id: one index lookup, then that device's own key range."""
         term = search_term.strip()
@@ -95,12 +89,74 @@ class ReadOnlyAdmin(admin.ModelAdmin):
             return queryset, False
         return queryset.filter(**{self.device_id_field: term}), False
 
+    def lookup_allowed(self, lookup, value, request=None) -> bool:
+        # The links from a vehicle's or meter's row (no dropdown of 100,000 devices).
+        return lookup == "device__id__exact" or super().lookup_allowed(lookup, value, request)
 
-class HistoryAdmin(ReadOnlyAdmin):
-    paginator = UncountedPaginator
+
+class LookaheadListAdmin(ReadOnlyAdmin):
+    """A list of a table too large to count: newer / older pages, an honest count, a drill-down."""
+
+    paginator = LookaheadPaginator
+    list_max_show_all = 0  # no "show all" of a table of billions
+    change_list_template = "admin/telemetry/lookahead_change_list.html"
+    count_limit = EXACT_COUNT_LIMIT  # counted exactly up to here, past it "more than"
+
+    def get_changelist(self, request, **kwargs):
+        return LookaheadChangeList
+
+    def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
+        try:
+            page_number = int(request.GET.get(PAGE_VAR, 1))
+        except ValueError:
+            page_number = 1
+        return self.paginator(
+            queryset, per_page, orphans, allow_empty_first_page, page_number=page_number
+        )
+
+    def changelist_view(self, request, extra_context=None):
+        response = super().changelist_view(request, extra_context)
+        context = getattr(response, "context_data", None)
+        if context and "cl" in context:
+            context.update(self._list_context(context["cl"]))
+        return response
+
+    def _list_context(self, cl) -> dict:
+        page = cl.page_num
+        return {
+            "previous_page_url": cl.get_query_string({PAGE_VAR: page - 1}) if page > 1 else "",
+            "next_page_url": (
+                cl.get_query_string({PAGE_VAR: page + 1}) if cl.paginator.has_next else ""
+            ),
+            "first_page_url": cl.get_query_string(remove=[PAGE_VAR]),
+            "past_the_end": page > 1 and not cl.result_list,
+            "count_label": honest_count(cl.queryset, limit=self.count_limit).label(
+                str(cl.opts.verbose_name), str(cl.opts.verbose_name_plural)
+            ),
+            "drilldown": date_drilldown(cl, self.date_hierarchy) if self.date_hierarchy else None,
+            "subtitle": self._device_subtitle(cl),
+        }
+
+    def _device_subtitle(self, cl) -> str | None:
+        """ "of V-1" when the list is one device's (the link from its row)."""
+        pk = cl.params.get("device__id__exact")
+        if not pk:
+            return None
+        device_model = cl.model._meta.get_field("device").related_model
+        code = (
+            device_model.objects.filter(pk=pk)
+            .values_list(device_model.external_id_field, flat=True)
+            .first()
+        )
+        return f"of {device_model._meta.verbose_name} {code}" if code else None
+
+
+class HistoryAdmin(LookaheadListAdmin):
     list_display_links = None
-    # Served backwards by the (device, recorded_at) primary key of each partition.
-    ordering = ("-device_id", "-recorded_at")
+    date_hierarchy = "recorded_at"
+    # Newest first: an ordered Append over the day partitions (newest partition first), so a
+    # page reads the newest partition only; one device's list is its primary key backwards.
+    ordering = ("-recorded_at", "-device_id")
 
 
 @admin.register(MeterReading)
@@ -144,15 +200,22 @@ class VehicleStatusAdmin(ReadOnlyAdmin):
     ordering = ("device_id",)
 
 
-class HourlyAdmin(ReadOnlyAdmin):
-    paginator = UncountedPaginator
-    # Served backwards by the unique (device, hour) index.
-    ordering = ("-device_id", "-hour")
+class HourlyAdmin(LookaheadListAdmin):
+    date_hierarchy = "hour"
+    # Newest first: served by the hour index (telemetry_*hourly_hour); one device's list by the
+    # unique (device, hour) index backwards.
+    ordering = ("-hour", "-device_id")
+
+    @admin.display(description="energy (kWh)")
+    def energy(self, rollup) -> float:
+        return round(rollup.energy_kwh, 4)
 
 
 @admin.register(MeterHourly)
 class MeterHourlyAdmin(HourlyAdmin):
-    list_display = ("device", "hour", "energy_kwh", "reading_count")
+    list_display = ("device", "hour", "energy", "reading_count")
+    fields = list_display
+    readonly_fields = ("energy",)
     search_fields = ("device__meter_id",)
     search_help_text = "The exact meter id."
     device_id_field = "device__meter_id"
@@ -160,7 +223,15 @@ class MeterHourlyAdmin(HourlyAdmin):
 
 @admin.register(VehicleHourly)
 class VehicleHourlyAdmin(HourlyAdmin):
-    list_display = ("device", "hour", "energy_kwh", "battery_temp_sum_c", "reading_count")
+    list_display = ("device", "hour", "energy", "average_battery_temp", "reading_count")
+    fields = list_display
+    readonly_fields = ("energy", "average_battery_temp")
     search_fields = ("device__vehicle_id",)
     search_help_text = "The exact vehicle id."
     device_id_field = "device__vehicle_id"
+
+    @admin.display(description="average battery temperature (°C)")
+    def average_battery_temp(self, rollup) -> float | None:
+        if not rollup.reading_count:
+            return None
+        return round(rollup.battery_temp_sum_c / rollup.reading_count, 1)

@@ -4,6 +4,7 @@ from django.utils import timezone
 from rest_framework_api_key.models import AbstractAPIKey
 
 from fleet.models import Meter, Vehicle, device_id_validator
+from telemetry.admin_display import display_time
 
 # The telemetry tables refer to devices without database foreign keys (`db_constraint=False`): an
 # FK check takes a KEY SHARE lock on the device row for every inserted row, which under concurrent
@@ -52,7 +53,7 @@ class MeterReading(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"meter {self.device_id} at {self.recorded_at.isoformat()}"
+        return f"{self.device} at {display_time(self.recorded_at)}"
 
 
 class VehicleReading(models.Model):
@@ -92,7 +93,7 @@ class VehicleReading(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"vehicle {self.device_id} at {self.recorded_at.isoformat()}"
+        return f"{self.device} at {display_time(self.recorded_at)}"
 
 
 class MeterStatus(models.Model):
@@ -118,7 +119,7 @@ class MeterStatus(models.Model):
         # place (HOT). Lists filter one row per device, a short scan in primary-key order.
 
     def __str__(self) -> str:
-        return f"meter {self.device_id} at {self.recorded_at.isoformat()}"
+        return f"{self.device} at {display_time(self.recorded_at)}"
 
 
 class VehicleStatus(models.Model):
@@ -143,7 +144,7 @@ class VehicleStatus(models.Model):
         # No secondary index, on purpose: see MeterStatus.
 
     def __str__(self) -> str:
-        return f"vehicle {self.device_id} at {self.recorded_at.isoformat()}"
+        return f"{self.device} at {display_time(self.recorded_at)}"
 
 
 class MeterHourly(models.Model):
@@ -172,7 +173,7 @@ class MeterHourly(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"meter {self.device_id} hour {self.hour.isoformat()}"
+        return f"{self.device}, hour from {display_time(self.hour)}"
 
 
 class VehicleHourly(models.Model):
@@ -198,7 +199,7 @@ class VehicleHourly(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"vehicle {self.device_id} hour {self.hour.isoformat()}"
+        return f"{self.device}, hour from {display_time(self.hour)}"
 
 
 class DeviceAPIKey(AbstractAPIKey):
