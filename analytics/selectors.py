@@ -597,3 +597,40 @@ def fleet_vehicle_figures(
         )
         for pk, code, meter_ids, ac_kwh, dc_kwh, efficiency, status in rows
     ]
+
+
+# --- Sums judged (figures computed elsewhere) ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sums:
+    """AC and DC of one window, as counted by whoever read them."""
+
+    ac_kwh: float
+    dc_kwh: float
+    ac_readings: int
+    dc_readings: int
+
+
+def sums_judge(
+    *, sums: Sequence[Sums], threshold: float, min_charge_kwh: float | None = None
+) -> list[tuple[float | None, str]]:
+    """(efficiency %, status) of each of `sums`, in order, by the one status rule; one statement.
+
+    For figures read outside the analytics statements (the admin's page of vehicles), so that
+    the rule still exists once, in SQL.
+    """
+    if not sums:
+        return []
+    using = _read_database()
+    params: dict = {"threshold": threshold, "min_charge_kwh": _min_charge(min_charge_kwh)}
+    columns = ("ac_kwh", "dc_kwh", "ac_readings", "dc_readings")
+    if connections[using].vendor == "postgresql":
+        params.update({column: [getattr(s, column) for s in sums] for column in columns})
+    else:
+        params["sums"] = json.dumps([[getattr(s, column) for column in columns] for s in sums])
+    rows = _run("judge_sums", params, using=using)
+    return [
+        (None if efficiency is None else float(efficiency), status)
+        for _, efficiency, status in rows
+    ]

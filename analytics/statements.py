@@ -516,8 +516,31 @@ ORDER BY s.verdict, CASE WHEN s.verdict = {_CHARGER} THEN m.{_METER_CODE}
 """
 
 
+# Sums computed elsewhere (the admin's glance at a page of vehicles), judged by the same rule:
+# one row per item of the parameters, in their order.
+_JUDGE_SUMS = {
+    "postgresql": f"""
+SELECT s.n, {_JUDGEMENT}
+FROM unnest(%(ac_kwh)s::float8[], %(dc_kwh)s::float8[], %(ac_readings)s::bigint[],
+            %(dc_readings)s::bigint[]) WITH ORDINALITY AS s(ac_kwh, dc_kwh, ac_readings,
+                                                          dc_readings, n)
+ORDER BY s.n
+""",
+    "sqlite": f"""
+SELECT s.n, {_JUDGEMENT}
+FROM (
+    SELECT key AS n, json_extract(value, '$[0]') AS ac_kwh, json_extract(value, '$[1]') AS dc_kwh,
+           json_extract(value, '$[2]') AS ac_readings, json_extract(value, '$[3]') AS dc_readings
+    FROM json_each(%(sums)s)
+) s
+ORDER BY s.n
+""",
+}
+
+
 def _statements(dialect: _Dialect) -> dict[str, str]:
     return {
+        "judge_sums": _JUDGE_SUMS[dialect.vendor],
         "vehicle_periods": _VEHICLE_PERIODS,
         "vehicle_performance": _vehicle_figures(dialect, bucketed=False),
         "vehicle_series": _vehicle_figures(dialect, bucketed=True),

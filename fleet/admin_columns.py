@@ -11,11 +11,11 @@ Filters use indexed columns or a subquery on a primary key (see each filter).
 The 24 h figures are a glance, not the exact answer of the API and dashboard: they read whole
 rollup hours only (an hour in which an assignment started or ended off the hour is left out of
 AC), over the fleet endpoints' window (floor_hour(now) − 23 h, now], and are judged by the one
-status rule (`judge()`, mirroring analytics.selectors' `_JUDGEMENT_SQL` with the same settings).
+status rule (`analytics.selectors.sums_judge`: the one SQL CASE, with the same settings).
 """
 
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
 from urllib.parse import quote, urlencode
 
 from django.conf import settings
@@ -27,12 +27,11 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from alarms.models import Alarm, AlarmType
-from analytics.selectors import PerformanceStatus
+from analytics.selectors import Sums, fleet_window, sums_judge
+from api.times import HOUR, display_time
 from fleet.models import Meter, MeterAssignment, Vehicle
-from telemetry.admin_display import display_time
 from telemetry.models import MeterHourly, MeterStatus, VehicleHourly, VehicleStatus
 
-HOUR = timedelta(hours=1)
 WINDOW_HOURS = 24
 
 
@@ -51,38 +50,9 @@ class DayFigures:
     status: str
 
 
-def judge(
-    *,
-    ac_kwh: float,
-    dc_kwh: float,
-    ac_readings: int,
-    dc_readings: int,
-    threshold: float,
-    min_charge_kwh: float,
-) -> tuple[float | None, str]:
-    """(efficiency %, status) by the status rule; the order of the tests is the rule's.
-
-    The same rule as analytics.selectors' `_JUDGEMENT_SQL`: no meter or no vehicle reading →
-    INSUFFICIENT_DATA; AC below the minimum charge → IDLE; DC > AC → ANOMALY; efficiency below
-    the threshold → FAULT_DETECTED; else OK.
-    """
-    if ac_readings == 0 or dc_readings == 0:
-        return None, PerformanceStatus.INSUFFICIENT_DATA
-    if ac_kwh < min_charge_kwh:
-        return None, PerformanceStatus.IDLE
-    efficiency = 100.0 * dc_kwh / ac_kwh
-    if dc_kwh > ac_kwh:
-        return efficiency, PerformanceStatus.ANOMALY
-    if efficiency < threshold:
-        return efficiency, PerformanceStatus.FAULT_DETECTED
-    return efficiency, PerformanceStatus.OK
-
-
 def day_window(now: datetime) -> datetime:
     """The first rollup hour of the fleet endpoints' 24 h window ending at `now`."""
-    return (
-        now.astimezone(UTC).replace(minute=0, second=0, microsecond=0) - (WINDOW_HOURS - 1) * HOUR
-    )
+    return fleet_window(hours=WINDOW_HOURS, now=now)[0]
 
 
 def vehicle_day_figures(*, vehicle_pks: list[int], now: datetime) -> dict[int, DayFigures]:
@@ -120,19 +90,19 @@ def vehicle_day_figures(*, vehicle_pks: list[int], now: datetime) -> dict[int, D
             readings=Sum("meter__meterhourly__reading_count"),
         )
     }
-    threshold = settings.ANALYTICS_FAULT_THRESHOLD_PCT
-    min_charge_kwh = settings.ANALYTICS_MIN_CHARGE_KWH
+    sums = [
+        Sums(
+            ac_kwh=ac.get(pk, {}).get("kwh") or 0.0,
+            dc_kwh=dc.get(pk, {}).get("kwh") or 0.0,
+            ac_readings=ac.get(pk, {}).get("readings") or 0,
+            dc_readings=dc.get(pk, {}).get("readings") or 0,
+        )
+        for pk in vehicle_pks
+    ]
+    verdicts = sums_judge(sums=sums, threshold=settings.ANALYTICS_FAULT_THRESHOLD_PCT)
     figures = {}
-    for pk in vehicle_pks:
-        ac_row, dc_row = ac.get(pk, {}), dc.get(pk, {})
-        numbers = {
-            "ac_kwh": ac_row.get("kwh") or 0.0,
-            "dc_kwh": dc_row.get("kwh") or 0.0,
-            "ac_readings": ac_row.get("readings") or 0,
-            "dc_readings": dc_row.get("readings") or 0,
-        }
-        efficiency, status = judge(**numbers, threshold=threshold, min_charge_kwh=min_charge_kwh)
-        figures[pk] = DayFigures(**numbers, efficiency_pct=efficiency, status=str(status))
+    for pk, numbers, (efficiency, status) in zip(vehicle_pks, sums, verdicts, strict=True):
+        figures[pk] = DayFigures(**asdict(numbers), efficiency_pct=efficiency, status=str(status))
     return figures
 
 

@@ -2,9 +2,10 @@
 
 Sized for partitioned tables of billions of rows: nothing here counts or sorts a whole table.
 
-- `display_time()`: every time in the admin in one format, with its zone (`TIME_ZONE` for
-  display; values are stored in UTC). The same format is Django's DATETIME_FORMAT
-  (`telemetry/formats/`), so fields the admin renders itself read the same.
+Every time shown goes through `api.times.display_time()`: one format, with its zone (`TIME_ZONE`
+for display; values are stored in UTC). The same format is Django's DATETIME_FORMAT
+(`telemetry/formats/`), so fields the admin renders itself read the same.
+
 - `LookaheadPaginator`: fetches one row more than a page to know whether a next page exists; the
   list offers "previous" and "next" only, so it ends where the data ends.
 - `honest_count()`: an exact count up to a bound (`LIMIT`ed, so it reads at most bound + 1 rows),
@@ -23,20 +24,14 @@ from django.contrib.admin.views.main import ChangeList
 from django.core.paginator import Page, Paginator
 from django.db import connections
 from django.db.models import Max, Min, QuerySet
-from django.utils import formats, timezone
+from django.utils import timezone
 from django.utils.functional import cached_property
 
-from telemetry.partitions import HISTORY_TABLES, partitioning_enabled, partitions_list
+from telemetry.partitions import partitioning_enabled, partitions_list
+from telemetry.streams import STREAMS
 
 # An exact count reads at most this many rows (+1); past it the count says "more than".
 EXACT_COUNT_LIMIT = 10_000
-
-
-def display_time(value: datetime | None) -> str:
-    """`2026-11-23 10:15:00 UTC`: the time in TIME_ZONE, with its zone; "—" for none."""
-    if value is None:
-        return "—"
-    return formats.date_format(timezone.localtime(value), "DATETIME_FORMAT")
 
 
 class LookaheadPaginator(Paginator):
@@ -149,7 +144,7 @@ def _bounds(queryset: QuerySet, field: str) -> tuple[date, date] | None:
     indexed column, or SQLite's small tables): Min and Max of the filtered rows.
     """
     table = queryset.model._meta.db_table
-    if partitioning_enabled() and table in HISTORY_TABLES:
+    if partitioning_enabled() and table in {stream.history for stream in STREAMS}:
         days = [p.day for p in partitions_list() if p.parent == table]
         return (min(days), max(days)) if days else None
     edges = queryset.order_by().aggregate(first=Min(field), last=Max(field))

@@ -3,8 +3,8 @@ from django.db.models import Q
 from django.utils import timezone
 from rest_framework_api_key.models import AbstractAPIKey
 
+from api.times import display_time
 from fleet.models import Meter, Vehicle, device_id_validator
-from telemetry.admin_display import display_time
 
 # The telemetry tables refer to devices without database foreign keys (`db_constraint=False`): an
 # FK check takes a KEY SHARE lock on the device row for every inserted row, which under concurrent

@@ -11,8 +11,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from alarms.models import Alarm, AlarmSubject, AlarmType
-from analytics.selectors import PerformanceStatus, fleet_vehicle_figures
-from fleet.admin_columns import day_window, judge
+from analytics.selectors import fleet_vehicle_figures
+from fleet.admin_columns import day_window
 from fleet.models import Meter, Vehicle
 from fleet.tests.factories import MeterAssignmentFactory, MeterFactory, VehicleFactory
 from telemetry.models import VehicleHourly, VehicleStatus
@@ -202,31 +202,6 @@ class TestVehicleListColumns:
 
 
 class TestTheStatusRule:
-    @pytest.mark.parametrize(
-        ("ac", "dc", "ac_readings", "dc_readings", "expected"),
-        [
-            (10.0, 9.0, 5, 5, (90.0, PerformanceStatus.OK)),
-            (10.0, 8.5, 5, 5, (85.0, PerformanceStatus.OK)),
-            (10.0, 8.0, 5, 5, (80.0, PerformanceStatus.FAULT_DETECTED)),
-            (10.0, 0.0, 5, 0, (None, PerformanceStatus.INSUFFICIENT_DATA)),
-            (0.0, 1.0, 0, 5, (None, PerformanceStatus.INSUFFICIENT_DATA)),
-            (0.5, 0.4, 5, 5, (None, PerformanceStatus.IDLE)),
-            (10.0, 11.0, 5, 5, (110.0, PerformanceStatus.ANOMALY)),
-        ],
-    )
-    def test_judges_like_the_analytics_rule(self, ac, dc, ac_readings, dc_readings, expected):
-        assert (
-            judge(
-                ac_kwh=ac,
-                dc_kwh=dc,
-                ac_readings=ac_readings,
-                dc_readings=dc_readings,
-                threshold=85.0,
-                min_charge_kwh=1.0,
-            )
-            == expected
-        )
-
     def test_the_list_agrees_with_the_fleet_figures_on_whole_hours(self, clock, admin_site_client):
         for code, ac, efficiency in [
             ("OK", 1.0, 92.0),
