@@ -1,10 +1,13 @@
 """Reads of the device registry and the vehicle-meter assignments."""
 
+from collections.abc import Iterable
 from datetime import datetime
 
-from django.db.models import Prefetch, Q
+from django.db import connection
+from django.db.models import Prefetch
 
 from fleet.models import Meter, MeterAssignment, MeterQuerySet, Vehicle, VehicleQuerySet
+from fleet.rules import AssignmentPlan, MappingOutcome, PlannedPeriod
 
 
 def vehicle_list() -> VehicleQuerySet:
@@ -35,37 +38,41 @@ def assignment_current(*, vehicle: Vehicle) -> MeterAssignment | None:
     return MeterAssignment.objects.open().filter(vehicle=vehicle).first()
 
 
-def assignment_conflict_find(
-    *, vehicle: Vehicle, meter: Meter, valid_from: datetime
-) -> MeterAssignment | None:
-    """The assignment that `meter_assign()` would refuse to cut into, if any (a preview).
+def assignment_plan_load(
+    *, vehicle_pks: Iterable[int | None], meter_pks: Iterable[int | None]
+) -> AssignmentPlan:
+    """An `AssignmentPlan` holding every period of these vehicles and meters (None: unsaved)."""
+    plan = AssignmentPlan()
+    seen: set[int] = set()
+    columns = ("pk", "vehicle__vehicle_id", "meter__meter_id", "valid_from", "valid_to")
+    for field, pks in (("vehicle_id", vehicle_pks), ("meter_id", meter_pks)):
+        pks = sorted({pk for pk in pks if pk is not None})
+        # SQLite takes at most 999 parameters a statement; PostgreSQL (psycopg) 65,535.
+        size = 10_000 if connection.vendor == "postgresql" else 900
+        for start in range(0, len(pks), size):
+            rows = MeterAssignment.objects.filter(**{f"{field}__in": pks[start : start + size]})
+            for pk, vehicle_id, meter_id, valid_from, valid_to in rows.values_list(*columns):
+                if pk not in seen:
+                    seen.add(pk)
+                    plan.add_existing(
+                        PlannedPeriod(vehicle_id, meter_id, valid_from, valid_to, pk=pk)
+                    )
+    return plan
 
-    `meter_assign()` closes the open assignments of the vehicle and of the meter that started
-    before `valid_from`; any other assignment of either that reaches past `valid_from` is a
-    conflict. Assigning the pair that is already current is no conflict. The service and the
-    database constraints stay the authority; this only lets a form explain a refusal up front.
-    Either device may be unsaved (being added in the admin).
+
+def assignment_preview(*, vehicle: Vehicle, meter: Meter, valid_from: datetime) -> MappingOutcome:
+    """What `meter_assign()` would do now: assign (ending which periods), unchanged, or refuse.
+
+    The rule is the service's own (`AssignmentPlan`); this only lets a form explain a refusal, or
+    ask to confirm taking a meter from another vehicle, before the save. Either device may be
+    unsaved (being added in the admin). The service, under its locks, stays the authority.
     """
-    devices = Q()
-    if vehicle.pk is not None:
-        devices |= Q(vehicle=vehicle)
-        current = assignment_current(vehicle=vehicle)
-        if (
-            current is not None
-            and current.meter_id == meter.pk
-            and current.valid_from <= valid_from
-        ):
-            return None
-    if meter.pk is not None:
-        devices |= Q(meter=meter)
-    if not devices:
-        return None  # two devices not registered yet: nothing to overlap
-    closable = Q(valid_to__isnull=True, valid_from__lt=valid_from)
-    return (
-        MeterAssignment.objects.overlapping(valid_from, None)
-        .filter(devices)
-        .exclude(closable)
-        .select_related("vehicle", "meter")
-        .order_by("valid_from")
-        .first()
+    plan = assignment_plan_load(vehicle_pks=[vehicle.pk], meter_pks=[meter.pk])
+    if vehicle.retired_at is not None:
+        plan.retired_vehicle_ids.add(vehicle.vehicle_id)
+    if meter.retired_at is not None:
+        plan.retired_meter_ids.add(meter.meter_id)
+    outcome, _ = plan.apply(
+        vehicle_id=vehicle.vehicle_id, meter_id=meter.meter_id, valid_from=valid_from
     )
+    return outcome

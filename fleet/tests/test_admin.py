@@ -157,7 +157,28 @@ class TestVehicleMeterAssignment:
         assert response.status_code == 302, response.context["adminform"].form.errors
         assert history(vehicle) == [("M-1", FEB_1, FEB_10_1015), ("M-2", FEB_10_1015, None)]
 
-    def test_a_meter_taken_from_another_vehicle_ends_that_vehicles_assignment(
+    def test_taking_a_meter_from_another_vehicle_asks_to_confirm_naming_it(self, admin_site_client):
+        donor = VehicleFactory(vehicle_id="V-1")
+        meter = MeterFactory(meter_id="M-1")
+        MeterAssignmentFactory(vehicle=donor, meter=meter, valid_from=FEB_1)
+        vehicle = VehicleFactory(vehicle_id="V-2")
+
+        response = admin_site_client.post(
+            reverse("admin:fleet_vehicle_change", args=[vehicle.pk]),
+            vehicle_form(vehicle, meter=meter, day="2026-02-10", time="10:15:00"),
+        )
+
+        assert response.status_code == 200
+        assert response.context["adminform"].form.errors == {
+            "confirm_move": [
+                "Meter M-1 serves vehicle V-1 now: that vehicle loses it at 2026-02-10 10:15:00 "
+                "UTC. Tick “confirm the move” and save again to move it."
+            ]
+        }
+        assert history(donor) == [("M-1", FEB_1, None)]
+        assert history(vehicle) == []
+
+    def test_a_confirmed_move_ends_the_other_vehicles_assignment_and_says_so(
         self, admin_site_client
     ):
         donor = VehicleFactory(vehicle_id="V-1")
@@ -165,13 +186,22 @@ class TestVehicleMeterAssignment:
         MeterAssignmentFactory(vehicle=donor, meter=meter, valid_from=FEB_1)
         vehicle = VehicleFactory(vehicle_id="V-2")
 
-        admin_site_client.post(
+        response = admin_site_client.post(
             reverse("admin:fleet_vehicle_change", args=[vehicle.pk]),
-            vehicle_form(vehicle, meter=meter, day="2026-02-10", time="10:15:00"),
+            {
+                **vehicle_form(vehicle, meter=meter, day="2026-02-10", time="10:15:00"),
+                "confirm_move": "on",
+            },
+            follow=True,
         )
 
         assert history(donor) == [("M-1", FEB_1, FEB_10_1015)]
         assert history(vehicle) == [("M-1", FEB_10_1015, None)]
+        shown = [str(message) for message in response.context["messages"]]
+        assert (
+            "Meter M-1 serves vehicle V-2 from 2026-02-10 10:15:00 UTC. Vehicle V-1 lost meter "
+            "M-1: its assignment ended at 2026-02-10 10:15:00 UTC." in shown
+        )
 
     def test_a_back_dated_start_cutting_into_a_past_assignment_is_a_form_error(
         self, admin_site_client
@@ -195,9 +225,9 @@ class TestVehicleMeterAssignment:
         assert response.status_code == 200
         assert response.context["adminform"].form.errors == {
             "valid_from": [
-                "An assignment from this moment overlaps the assignment of vehicle V-1 to meter "
-                "M-1 from 2026-02-01 00:00:00+0000 to 2026-02-05 00:00:00+0000. Choose a later "
-                "start, or shorten that assignment first."
+                "Vehicle V-1 cannot be assigned to meter M-3 from 2026-02-03T00:00:00+00:00: that "
+                "overlaps the assignment of vehicle V-1 to meter M-1 from 2026-02-01 "
+                "00:00:00+0000 to 2026-02-05 00:00:00+0000."
             ]
         }
         assert history(vehicle) == before
@@ -244,6 +274,49 @@ class TestVehicleMeterAssignment:
         assert response.status_code == 302
         assert history(Vehicle.objects.get(vehicle_id="V-NEW")) == [("M-1", FEB_10_1015, None)]
 
+    def test_a_new_vehicle_whose_first_assignment_fails_at_save_is_not_created(
+        self, admin_site_client, monkeypatch
+    ):
+        meter = MeterFactory(meter_id="M-1")
+        MeterAssignmentFactory(
+            vehicle=VehicleFactory(vehicle_id="V-1"),
+            meter=meter,
+            valid_from=FEB_1,
+            valid_to=FEB_10_1015,
+        )
+        # Someone else's assignment lands between the form's preview and the save: the preview
+        # saw nothing, the service (under its locks) refuses.
+        from fleet import forms
+        from fleet.rules import AssignmentPlan
+
+        monkeypatch.setattr(
+            forms,
+            "assignment_preview",
+            lambda *, vehicle, meter, valid_from: AssignmentPlan().apply(
+                vehicle_id=vehicle.vehicle_id, meter_id=meter.meter_id, valid_from=valid_from
+            )[0],
+        )
+
+        response = admin_site_client.post(
+            reverse("admin:fleet_vehicle_add"),
+            {
+                "vehicle_id": "V-NEW",
+                "meter": str(meter.pk),
+                "valid_from_0": "2026-02-05",
+                "valid_from_1": "00:00:00",
+                **no_inline_rows(),
+            },
+            follow=True,
+        )
+
+        assert not Vehicle.objects.filter(vehicle_id="V-NEW").exists()
+        assert MeterAssignment.objects.count() == 1
+        assert [str(message) for message in response.context["messages"]] == [
+            "Vehicle V-NEW cannot be assigned to meter M-1 from 2026-02-05T00:00:00+00:00: that "
+            "overlaps the assignment of vehicle V-1 to meter M-1 from 2026-02-01 00:00:00+0000 "
+            "to 2026-02-10 10:15:00+0000. Nothing was saved."
+        ]
+
 
 class TestMeterAdmin:
     def test_lists_each_meter_with_the_vehicle_it_serves(self, admin_site_client):
@@ -283,6 +356,7 @@ class TestMeterAdmin:
             {
                 "meter_id": "M-1",
                 "vehicle": str(second.pk),
+                "confirm_move": "on",
                 "valid_from_0": "2026-02-10",
                 "valid_from_1": "10:15:00",
                 **no_inline_rows(),
@@ -377,8 +451,9 @@ class TestMeterAssignmentAdmin:
         assert response.status_code == 200
         assert response.context["adminform"].form.errors == {
             "valid_from": [
-                "An assignment from this moment overlaps the assignment of vehicle V-1 to meter "
-                "M-1 from 2026-02-01 00:00:00+0000 to 2026-02-05 00:00:00+0000."
+                "Vehicle V-1 cannot be assigned to meter M-2 from 2026-02-03T00:00:00+00:00: that "
+                "overlaps the assignment of vehicle V-1 to meter M-1 from 2026-02-01 "
+                "00:00:00+0000 to 2026-02-05 00:00:00+0000."
             ]
         }
         assert MeterAssignment.objects.count() == 1

@@ -3,7 +3,7 @@ import threading
 from datetime import UTC, datetime
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from fleet.models import Meter, MeterAssignment, Vehicle
 from fleet.services import AssignmentConflict, meter_assign
@@ -89,7 +89,7 @@ class TestMeterAssign:
         )
         before = periods()
 
-        with pytest.raises(AssignmentConflict) as refused:
+        with pytest.raises(AssignmentConflict) as refused, transaction.atomic():
             meter_assign(vehicle=vehicle, meter=MeterFactory(meter_id="M-3"), valid_from=FEB_3)
 
         assert refused.value.messages == [
@@ -103,7 +103,7 @@ class TestMeterAssign:
         vehicle = VehicleFactory(vehicle_id="V-1")
         meter_assign(vehicle=vehicle, meter=MeterFactory(meter_id="M-1"), valid_from=FEB_5)
 
-        with pytest.raises(AssignmentConflict):
+        with pytest.raises(AssignmentConflict), transaction.atomic():
             meter_assign(vehicle=vehicle, meter=MeterFactory(meter_id="M-2"), valid_from=FEB_1)
 
         assert periods() == [("V-1", "M-1", FEB_5, None)]
@@ -111,7 +111,7 @@ class TestMeterAssign:
     def test_a_naive_start_is_refused(self):
         from django.core.exceptions import ValidationError
 
-        with pytest.raises(ValidationError):
+        with pytest.raises(ValidationError), transaction.atomic():
             meter_assign(
                 vehicle=VehicleFactory(),
                 meter=MeterFactory(),
