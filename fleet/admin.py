@@ -269,5 +269,5 @@ def _protected_history(device: Vehicle | Meter) -> str:
             continue
         rows = relation.related_model._base_manager.filter(**{relation.field.name: device})
         if rows.exists():
-            kinds.append(relation.related_model._meta.verbose_name_plural)
+            kinds.append(str(relation.related_model._meta.verbose_name_plural))
     return " and ".join(kinds)

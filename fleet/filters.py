@@ -1,6 +1,7 @@
 """Query-string filters of the fleet lists; parameter names are camelCase, as on the wire.
 
-Every value is validated (ids in full, booleans strictly): a bad one is a 400 naming it.
+Every value is validated (ids in full, booleans strictly): a bad one is a 400 naming it. Retired
+devices are left out unless `retired=true`.
 
 Every filter is served by an index: the unique (and `varchar_pattern_ops`) indexes on the device
 ids, and the partial unique indexes on the open assignments.
@@ -13,71 +14,72 @@ from api.params import device_id_prefix_validator
 from fleet.models import Meter, MeterQuerySet, Vehicle, VehicleQuerySet, device_id_validator
 
 
-class VehicleFilter(StrictFilterSet):
-    vehicleId = filters.CharFilter(
-        field_name="vehicle_id",
-        strip=False,
-        validators=[device_id_validator],
-        help_text="Exactly this vehicle id.",
+def _id_exact(field_name: str, help_text: str) -> filters.CharFilter:
+    return filters.CharFilter(
+        field_name=field_name, strip=False, validators=[device_id_validator], help_text=help_text
     )
-    vehicleIdPrefix = filters.CharFilter(
-        field_name="vehicle_id",
+
+
+def _id_prefix(field_name: str, kind: str) -> filters.CharFilter:
+    return filters.CharFilter(
+        field_name=field_name,
         lookup_expr="startswith",
         strip=False,
         validators=[device_id_prefix_validator],
-        help_text="Vehicle ids starting with this text (case-sensitive).",
+        help_text=f"{kind.capitalize()} ids starting with this text (case-sensitive).",
     )
-    hasMeter = StrictBooleanFilter(
-        method="filter_has_meter", help_text="Only vehicles a meter serves now (true), or none."
-    )
-    meterId = filters.CharFilter(
-        method="filter_meter_id",
+
+
+def _counterpart_id(method, help_text: str) -> filters.CharFilter:
+    return filters.CharFilter(
+        method=lambda queryset, name, value: method(queryset, value),
         strip=False,
         validators=[device_id_validator],
-        help_text="The vehicle this meter serves now.",
+        help_text=help_text,
     )
+
+
+def _has_counterpart(method, help_text: str) -> StrictBooleanFilter:
+    return StrictBooleanFilter(
+        method=lambda queryset, name, value: method(queryset, value), help_text=help_text
+    )
+
+
+class DeviceFilter(StrictFilterSet):
+    retired = StrictBooleanFilter(
+        method=lambda queryset, name, value: queryset,  # applied in filter_queryset
+        help_text="Include retired devices (true); by default only devices in service.",
+    )
+
+    def filter_queryset(self, queryset):
+        if not self.form.cleaned_data.get("retired"):
+            queryset = queryset.active()
+        return super().filter_queryset(queryset)
+
+
+class VehicleFilter(DeviceFilter):
+    vehicleId = _id_exact("vehicle_id", "Exactly this vehicle id.")
+    vehicleIdPrefix = _id_prefix("vehicle_id", "vehicle")
+    hasMeter = _has_counterpart(
+        VehicleQuerySet.with_meter,
+        "Only vehicles a meter serves now (true), or none.",
+    )
+    meterId = _counterpart_id(VehicleQuerySet.served_by, "The vehicle this meter serves now.")
 
     class Meta:
         model = Vehicle
         fields: list[str] = []
 
-    def filter_has_meter(self, queryset: VehicleQuerySet, name: str, value: bool):
-        return queryset.with_meter(value)
 
-    def filter_meter_id(self, queryset: VehicleQuerySet, name: str, value: str):
-        return queryset.served_by(value)
-
-
-class MeterFilter(StrictFilterSet):
-    meterId = filters.CharFilter(
-        field_name="meter_id",
-        strip=False,
-        validators=[device_id_validator],
-        help_text="Exactly this meter id.",
+class MeterFilter(DeviceFilter):
+    meterId = _id_exact("meter_id", "Exactly this meter id.")
+    meterIdPrefix = _id_prefix("meter_id", "meter")
+    hasVehicle = _has_counterpart(
+        MeterQuerySet.with_vehicle,
+        "Only meters serving a vehicle now (true), or none.",
     )
-    meterIdPrefix = filters.CharFilter(
-        field_name="meter_id",
-        lookup_expr="startswith",
-        strip=False,
-        validators=[device_id_prefix_validator],
-        help_text="Meter ids starting with this text (case-sensitive).",
-    )
-    hasVehicle = StrictBooleanFilter(
-        method="filter_has_vehicle", help_text="Only meters serving a vehicle now (true), or none."
-    )
-    vehicleId = filters.CharFilter(
-        method="filter_vehicle_id",
-        strip=False,
-        validators=[device_id_validator],
-        help_text="The meter serving this vehicle now.",
-    )
+    vehicleId = _counterpart_id(MeterQuerySet.serving, "The meter serving this vehicle now.")
 
     class Meta:
         model = Meter
         fields: list[str] = []
-
-    def filter_has_vehicle(self, queryset: MeterQuerySet, name: str, value: bool):
-        return queryset.with_vehicle(value)
-
-    def filter_vehicle_id(self, queryset: MeterQuerySet, name: str, value: str):
-        return queryset.serving(value)

@@ -8,6 +8,7 @@ and its first assignment commit together or not at all.
 
 import csv
 import io
+import re
 from datetime import datetime
 
 from django import forms
@@ -16,12 +17,13 @@ from django.contrib.admin.widgets import AdminSplitDateTime, AutocompleteSelect
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from fleet.models import DEVICE_ID_RULE, Meter, MeterAssignment, Vehicle, device_id_validator
+from fleet.models import DEVICE_ID_PATTERN, DEVICE_ID_RULE, Meter, MeterAssignment, Vehicle
 from fleet.rules import MappingAction, MappingOutcome
 from fleet.selectors import assignment_preview
 from fleet.services import MappingRow, meter_assign
 
 MAPPING_HEADER = ("vehicleId", "meterId", "validFrom")
+_DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
 
 
 def _autocomplete(field_name: str) -> AutocompleteSelect:
@@ -253,10 +255,10 @@ def mapping_row_parse(cells: list[str], line: int) -> MappingRow:
     vehicle_id, meter_id = cells[0].strip(), cells[1].strip()
     valid_from_text = cells[2].strip() if len(cells) == 3 else ""
     for field, value in (("vehicleId", vehicle_id), ("meterId", meter_id)):
-        try:
-            device_id_validator(value)
-        except ValidationError:
-            raise ValueError(f"{field} {value!r} is not a device id ({DEVICE_ID_RULE}).") from None
+        # The validator's own pattern, matched directly: RegexValidator's call was a third of the
+        # parsing time of a 100,000-line file.
+        if not _DEVICE_ID.search(value):
+            raise ValueError(f"{field} {value!r} is not a device id ({DEVICE_ID_RULE}).")
     valid_from = None
     if valid_from_text:
         try:

@@ -1,6 +1,6 @@
 """Reads of the device registry and the vehicle-meter assignments."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 
 from django.db import connection
@@ -42,22 +42,52 @@ def assignment_plan_load(
     *, vehicle_pks: Iterable[int | None], meter_pks: Iterable[int | None]
 ) -> AssignmentPlan:
     """An `AssignmentPlan` holding every period of these vehicles and meters (None: unsaved)."""
+    vehicle_pks = sorted({pk for pk in vehicle_pks if pk is not None})
+    meter_pks = sorted({pk for pk in meter_pks if pk is not None})
     plan = AssignmentPlan()
+    for pk, vehicle_id, meter_id, valid_from, valid_to in _periods_of(vehicle_pks, meter_pks):
+        plan.add_existing(PlannedPeriod(vehicle_id, meter_id, valid_from, valid_to, pk=pk))
+    return plan
+
+
+# The periods of many devices at once, on PostgreSQL: the ids passed as two arrays in one
+# statement. The ORM's `__in` needs a parameter per id, so 100,000 devices meant 20 statements
+# whose parameter handling alone took longer than the database (14 of 25 s on the shared machine).
+_PERIODS_SQL = """
+SELECT assignment.id, vehicle.vehicle_id, meter.meter_id, assignment.valid_from,
+       assignment.valid_to
+FROM fleet_meterassignment AS assignment
+JOIN fleet_vehicle AS vehicle ON vehicle.id = assignment.vehicle_id
+JOIN fleet_meter AS meter ON meter.id = assignment.meter_id
+WHERE assignment.vehicle_id = ANY(%s::bigint[]) OR assignment.meter_id = ANY(%s::bigint[])
+"""
+
+
+def _periods_of(vehicle_pks: list[int], meter_pks: list[int]) -> Iterator[tuple]:
+    if not (vehicle_pks or meter_pks):
+        return
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_PERIODS_SQL, [vehicle_pks, meter_pks])
+            yield from cursor.fetchall()
+        return
     seen: set[int] = set()
     columns = ("pk", "vehicle__vehicle_id", "meter__meter_id", "valid_from", "valid_to")
     for field, pks in (("vehicle_id", vehicle_pks), ("meter_id", meter_pks)):
-        pks = sorted({pk for pk in pks if pk is not None})
-        # SQLite takes at most 999 parameters a statement; PostgreSQL (psycopg) 65,535.
-        size = 10_000 if connection.vendor == "postgresql" else 900
-        for start in range(0, len(pks), size):
-            rows = MeterAssignment.objects.filter(**{f"{field}__in": pks[start : start + size]})
-            for pk, vehicle_id, meter_id, valid_from, valid_to in rows.values_list(*columns):
-                if pk not in seen:
-                    seen.add(pk)
-                    plan.add_existing(
-                        PlannedPeriod(vehicle_id, meter_id, valid_from, valid_to, pk=pk)
-                    )
-    return plan
+        for chunk in id_chunks(pks):
+            for row in MeterAssignment.objects.filter(**{f"{field}__in": chunk}).values_list(
+                *columns
+            ):
+                if row[0] not in seen:
+                    seen.add(row[0])
+                    yield row
+
+
+def id_chunks(values: list) -> Iterator[list]:
+    """`values` in lists small enough for one `__in` (SQLite takes at most 999 parameters)."""
+    size = 10_000 if connection.vendor == "postgresql" else 900
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
 
 
 def assignment_preview(*, vehicle: Vehicle, meter: Meter, valid_from: datetime) -> MappingOutcome:
