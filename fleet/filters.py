@@ -57,29 +57,39 @@ class DeviceFilter(StrictFilterSet):
         return super().filter_queryset(queryset)
 
 
-class VehicleFilter(DeviceFilter):
-    vehicleId = _id_exact("vehicle_id", "Exactly this vehicle id.")
-    vehicleIdPrefix = _id_prefix("vehicle_id", "vehicle")
-    hasMeter = _has_counterpart(
-        VehicleQuerySet.with_meter,
-        "Only vehicles a meter serves now (true), or none.",
+def _device_filterset(
+    model, *, counterpart: str, has_counterpart, by_counterpart, has_help: str, by_help: str
+) -> type[DeviceFilter]:
+    """The list filters of vehicles or meters: own id, id prefix, and the counterpart served now."""
+    kind = model._meta.model_name
+    field = model.external_id_field
+    filters_by_name = {
+        f"{kind}Id": _id_exact(field, f"Exactly this {kind} id."),
+        f"{kind}IdPrefix": _id_prefix(field, kind),
+        f"has{counterpart.capitalize()}": _has_counterpart(has_counterpart, has_help),
+        f"{counterpart}Id": _counterpart_id(by_counterpart, by_help),
+    }
+    meta = type("Meta", (), {"model": model, "fields": []})
+    return type(
+        f"{model.__name__}Filter",
+        (DeviceFilter,),
+        {"__module__": __name__, **filters_by_name, "Meta": meta},
     )
-    meterId = _counterpart_id(VehicleQuerySet.served_by, "The vehicle this meter serves now.")
-
-    class Meta:
-        model = Vehicle
-        fields: list[str] = []
 
 
-class MeterFilter(DeviceFilter):
-    meterId = _id_exact("meter_id", "Exactly this meter id.")
-    meterIdPrefix = _id_prefix("meter_id", "meter")
-    hasVehicle = _has_counterpart(
-        MeterQuerySet.with_vehicle,
-        "Only meters serving a vehicle now (true), or none.",
-    )
-    vehicleId = _counterpart_id(MeterQuerySet.serving, "The meter serving this vehicle now.")
-
-    class Meta:
-        model = Meter
-        fields: list[str] = []
+VehicleFilter = _device_filterset(
+    Vehicle,
+    counterpart="meter",
+    has_counterpart=VehicleQuerySet.with_meter,
+    by_counterpart=VehicleQuerySet.served_by,
+    has_help="Only vehicles a meter serves now (true), or none.",
+    by_help="The vehicle this meter serves now.",
+)
+MeterFilter = _device_filterset(
+    Meter,
+    counterpart="vehicle",
+    has_counterpart=MeterQuerySet.with_vehicle,
+    by_counterpart=MeterQuerySet.serving,
+    has_help="Only meters serving a vehicle now (true), or none.",
+    by_help="The meter serving this vehicle now.",
+)

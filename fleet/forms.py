@@ -131,43 +131,37 @@ class DeviceAssignForm(AssignmentPreviewMixin, forms.ModelForm):
         return self.assign(vehicle=vehicle, meter=meter)[1]
 
 
-DEVICE_FIELDS = ("display_name", "depot")
-
-
-class VehicleAdminForm(DeviceAssignForm):
-    counterpart = "meter"
-
-    meter = forms.ModelChoiceField(
-        queryset=Meter.objects.all(),
+def _device_assign_form(model, counterpart: str, details: str) -> type[DeviceAssignForm]:
+    """The change form of a vehicle or meter: its fields, and the counterpart to assign."""
+    counterpart_model = MeterAssignment._meta.get_field(counterpart).related_model
+    picked = forms.ModelChoiceField(
+        queryset=counterpart_model.objects.all(),
         required=False,
-        widget=_autocomplete("meter"),
-        label="meter",
+        widget=_autocomplete(counterpart),
+        label=counterpart,
         help_text="Assign or reassign: the current assignment ends when the new one starts.",
     )
-    valid_from = _valid_from_field()
-    confirm_move = _confirm_field()
-
-    class Meta:
-        model = Vehicle
-        fields = ("vehicle_id", *DEVICE_FIELDS, "battery_capacity_kwh")
-
-
-class MeterAdminForm(DeviceAssignForm):
-    counterpart = "vehicle"
-
-    vehicle = forms.ModelChoiceField(
-        queryset=Vehicle.objects.all(),
-        required=False,
-        widget=_autocomplete("vehicle"),
-        label="vehicle",
-        help_text="Assign or reassign: the current assignment ends when the new one starts.",
+    meta = type(
+        "Meta",
+        (),
+        {"model": model, "fields": (model.external_id_field, "display_name", "depot", details)},
     )
-    valid_from = _valid_from_field()
-    confirm_move = _confirm_field()
+    return type(
+        f"{model.__name__}AdminForm",
+        (DeviceAssignForm,),
+        {
+            "__module__": __name__,
+            "counterpart": counterpart,
+            counterpart: picked,
+            "valid_from": _valid_from_field(),
+            "confirm_move": _confirm_field(),
+            "Meta": meta,
+        },
+    )
 
-    class Meta:
-        model = Meter
-        fields = ("meter_id", *DEVICE_FIELDS, "rated_power_kw")
+
+VehicleAdminForm = _device_assign_form(Vehicle, "meter", "battery_capacity_kwh")
+MeterAdminForm = _device_assign_form(Meter, "vehicle", "rated_power_kw")
 
 
 class MeterAssignmentAddForm(AssignmentPreviewMixin, forms.ModelForm):

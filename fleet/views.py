@@ -91,7 +91,21 @@ MAPPING_EXAMPLE = {
 }
 
 
-def _device_list_schema(*, kind: str, summary: str, serializer, example: dict):
+def _device_list_view(
+    *, kind: str, summary: str, serializer, filterset, pagination, queryset, example: dict
+) -> type[ListAPIView]:
+    """The list view of vehicles or meters, with its OpenAPI description."""
+    view = type(
+        f"{kind.capitalize()}ListView",
+        (ListAPIView,),
+        {
+            "__module__": __name__,
+            "serializer_class": serializer,
+            "filterset_class": filterset,
+            "pagination_class": pagination,
+            "queryset": queryset,
+        },
+    )
     return extend_schema_view(
         get=extend_schema(
             operation_id=f"fleet_{kind}_list",
@@ -104,33 +118,27 @@ def _device_list_schema(*, kind: str, summary: str, serializer, example: dict):
             responses={200: serializer(many=True), 400: BAD_LIST_PARAMETER},
             examples=[OpenApiExample(f"A {kind}", value=example, response_only=True)],
         )
-    )
+    )(view)
 
 
-@_device_list_schema(
+VehicleListView = _device_list_view(
     kind="vehicle",
     summary="List vehicles with their current meter",
     serializer=VehicleListItemSerializer,
+    filterset=VehicleFilter,
+    pagination=VehicleCursorPagination,
+    queryset=vehicle_list(),
     example=VEHICLE_ITEM,
 )
-class VehicleListView(ListAPIView):
-    serializer_class = VehicleListItemSerializer
-    filterset_class = VehicleFilter
-    pagination_class = VehicleCursorPagination
-    queryset = vehicle_list()
-
-
-@_device_list_schema(
+MeterListView = _device_list_view(
     kind="meter",
     summary="List meters with the vehicle each serves now",
     serializer=MeterListItemSerializer,
+    filterset=MeterFilter,
+    pagination=MeterCursorPagination,
+    queryset=meter_list(),
     example=METER_ITEM,
 )
-class MeterListView(ListAPIView):
-    serializer_class = MeterListItemSerializer
-    filterset_class = MeterFilter
-    pagination_class = MeterCursorPagination
-    queryset = meter_list()
 
 
 class VehicleDetailView(APIView):

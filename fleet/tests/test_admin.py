@@ -27,6 +27,13 @@ def no_inline_rows(prefix: str = "assignments") -> dict:
     return {f"{prefix}-TOTAL_FORMS": "0", f"{prefix}-INITIAL_FORMS": "0"}
 
 
+def meter_serving_another_vehicle() -> tuple[Vehicle, Meter, Vehicle]:
+    """M-1 serves V-1 since Feb 1; V-2 has no meter: (V-1, M-1, V-2)."""
+    donor, meter = VehicleFactory(vehicle_id="V-1"), MeterFactory(meter_id="M-1")
+    MeterAssignmentFactory(vehicle=donor, meter=meter, valid_from=FEB_1)
+    return donor, meter, VehicleFactory(vehicle_id="V-2")
+
+
 def vehicle_form(vehicle: Vehicle, *, meter: Meter | None, day: str = "", time: str = "") -> dict:
     return {
         "vehicle_id": vehicle.vehicle_id,
@@ -158,10 +165,7 @@ class TestVehicleMeterAssignment:
         assert history(vehicle) == [("M-1", FEB_1, FEB_10_1015), ("M-2", FEB_10_1015, None)]
 
     def test_taking_a_meter_from_another_vehicle_asks_to_confirm_naming_it(self, admin_site_client):
-        donor = VehicleFactory(vehicle_id="V-1")
-        meter = MeterFactory(meter_id="M-1")
-        MeterAssignmentFactory(vehicle=donor, meter=meter, valid_from=FEB_1)
-        vehicle = VehicleFactory(vehicle_id="V-2")
+        donor, meter, vehicle = meter_serving_another_vehicle()
 
         response = admin_site_client.post(
             reverse("admin:fleet_vehicle_change", args=[vehicle.pk]),
@@ -181,10 +185,7 @@ class TestVehicleMeterAssignment:
     def test_a_confirmed_move_ends_the_other_vehicles_assignment_and_says_so(
         self, admin_site_client
     ):
-        donor = VehicleFactory(vehicle_id="V-1")
-        meter = MeterFactory(meter_id="M-1")
-        MeterAssignmentFactory(vehicle=donor, meter=meter, valid_from=FEB_1)
-        vehicle = VehicleFactory(vehicle_id="V-2")
+        donor, meter, vehicle = meter_serving_another_vehicle()
 
         response = admin_site_client.post(
             reverse("admin:fleet_vehicle_change", args=[vehicle.pk]),
@@ -346,10 +347,7 @@ class TestMeterAdmin:
         assert [form.original.vehicle.vehicle_id for form in inline] == ["V-2", "V-1"]
 
     def test_moving_a_meter_to_another_vehicle_goes_through_the_rules(self, admin_site_client):
-        meter = MeterFactory(meter_id="M-1")
-        first = VehicleFactory(vehicle_id="V-1")
-        MeterAssignmentFactory(vehicle=first, meter=meter, valid_from=FEB_1)
-        second = VehicleFactory(vehicle_id="V-2")
+        first, meter, second = meter_serving_another_vehicle()
 
         response = admin_site_client.post(
             reverse("admin:fleet_meter_change", args=[meter.pk]),

@@ -37,6 +37,13 @@ def assert_no_overlaps(rows: list[tuple[str, str, datetime, datetime | None]]) -
         assert end is not None and end <= next_start, rows
 
 
+def assert_one_open_period_last(rows: list[tuple[str, str, datetime, datetime | None]]) -> None:
+    """Exactly one period is open, the latest, and none overlaps the next."""
+    assert [end for *_, end in rows].count(None) == 1
+    assert rows[-1][3] is None
+    assert_no_overlaps(rows)
+
+
 @pytest.mark.django_db
 class TestMeterAssign:
     def test_a_first_assignment_is_open(self):
@@ -165,12 +172,9 @@ class TestConcurrentAssignments:
             [lambda m=m: meter_assign(vehicle=vehicle, meter=m) for m in meters]
         )
 
-        rows = periods(vehicle=vehicle)
         assert outcomes == [None] * self.THREADS
-        assert len(rows) == self.THREADS
-        assert [end for *_, end in rows].count(None) == 1
-        assert rows[-1][3] is None
-        assert_no_overlaps(rows)
+        assert len(periods(vehicle=vehicle)) == self.THREADS
+        assert_one_open_period_last(periods(vehicle=vehicle))
 
     def test_moving_one_meter_to_many_vehicles_at_once_leaves_one_open_period(self):
         meter = MeterFactory(meter_id="M-1")
@@ -180,10 +184,8 @@ class TestConcurrentAssignments:
             [lambda v=v: meter_assign(vehicle=v, meter=meter) for v in vehicles]
         )
 
-        rows = periods(meter=meter)
         assert outcomes == [None] * self.THREADS
-        assert [end for *_, end in rows].count(None) == 1
-        assert_no_overlaps(rows)
+        assert_one_open_period_last(periods(meter=meter))
         assert Vehicle.objects.with_meter(True).count() == 1
         assert Meter.objects.with_vehicle(True).count() == 1
 
