@@ -115,7 +115,7 @@ def mappings_import(
     Set-based: the devices are locked in the module's order and their periods read in a few
     statements, the lines are planned in memory (`AssignmentPlan`), then the unknown devices the
     plan needs are registered with one insert per table, the periods it closes updated and the new
-    ones inserted in batches. 100,000 lines take seconds, not the 17 minutes of a line at a time.
+    ones inserted, one statement each on PostgreSQL (measured figures: README, Fleet admin).
     """
     rows = list(rows)
     with transaction.atomic(durable=True):
@@ -317,7 +317,10 @@ def _devices_register(
         model.objects.bulk_create(
             [model(**{field: key}) for key in missing], batch_size=_BATCH, ignore_conflicts=True
         )
-    registered = _devices_read(model, set(missing), lock=True)
+    # Not locked: the meters are locked already (lock order). A device registered just now by a
+    # concurrent writer and given a period by it meanwhile is the rare case the plan cannot see:
+    # the exclusion constraints then refuse the insert and the whole import rolls back.
+    registered = _devices_read(model, set(missing), lock=False)
     pks.update((key, pk) for key, (pk, _) in registered.items())
     return pks
 
