@@ -6,13 +6,11 @@ the `varchar_pattern_ops` index Django creates next to each unique `CharField`),
 chosen with autocomplete widgets, and every assignment goes through `fleet.services.meter_assign`.
 """
 
-from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.options import csrf_protect_m
-from django.contrib.admin.widgets import AdminSplitDateTime, AutocompleteSelect
+from django.db import models
 from django.db.models import Q
 from django.http import HttpResponseRedirect
-from django.utils import timezone
+from django.urls import path, reverse
 
 from alarms.admin import alarms_link
 from fleet.admin_columns import (
@@ -26,43 +24,27 @@ from fleet.admin_columns import (
     VehicleColumns,
     depot_filter,
 )
+from fleet.admin_views import mappings_upload_view
+from fleet.forms import MeterAdminForm, MeterAssignmentAddForm, VehicleAdminForm
 from fleet.models import Meter, MeterAssignment, Vehicle
-from fleet.selectors import assignment_conflict_find
-from fleet.services import AssignmentConflict, meter_assign
+from fleet.services import AssignmentConflict, device_retire
 
 
-def _autocomplete(field_name: str) -> AutocompleteSelect:
-    """An autocomplete widget for the assignment's `vehicle` or `meter` (never a full dropdown)."""
-    return AutocompleteSelect(MeterAssignment._meta.get_field(field_name), admin.site)
+class ServiceConflictMixin:
+    """Report a refusal that only appears at save time, after Django's transaction rolled back.
 
-
-def _valid_from_field() -> forms.SplitDateTimeField:
-    return forms.SplitDateTimeField(
-        label="valid from",
-        required=False,
-        initial=timezone.now,
-        widget=AdminSplitDateTime,
-        help_text="When the new assignment starts (UTC); blank means now.",
-    )
-
-
-class ServiceTransactionMixin:
-    """Save without the transaction Django's admin opens around a POST.
-
-    `meter_assign()` owns a durable transaction, and a durable block cannot nest in another. The
-    device row is one statement of its own; the assignment is the service's transaction. An
-    `AssignmentConflict` that only appears at save time (someone assigned in between the form's
-    check and the save) is reported on the page instead of failing the request.
+    The save calls `meter_assign()` inside the admin's own transaction. If someone assigned in
+    between the form's preview and the save, the service refuses: the whole save (a new device
+    included) is rolled back, and the page says so instead of failing the request.
     """
 
-    @csrf_protect_m
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        if request.method != "POST":
-            return super().changeform_view(request, object_id, form_url, extra_context)
         try:
-            return self._changeform_view(request, object_id, form_url, extra_context)
+            return super().changeform_view(request, object_id, form_url, extra_context)
         except AssignmentConflict as conflict:
-            self.message_user(request, "; ".join(conflict.messages), messages.ERROR)
+            self.message_user(
+                request, f"{'; '.join(conflict.messages)} Nothing was saved.", messages.ERROR
+            )
             return HttpResponseRedirect(request.get_full_path())
 
 
@@ -79,88 +61,6 @@ class PrefixSearchMixin:
         if not term:
             return queryset, False
         return queryset.filter(**{f"{self.prefix_search_field}__startswith": term}), False
-
-
-class DeviceAssignForm(forms.ModelForm):
-    """A device's own fields, plus the device to assign to it from `valid_from`."""
-
-    counterpart = ""  # "meter" on the vehicle's form, "vehicle" on the meter's form
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if self.instance.pk is not None:
-            current = self.instance.assignments.open().first()
-            if current is not None:
-                self.fields[self.counterpart].initial = getattr(current, f"{self.counterpart}_id")
-
-    def pair(self, counterpart: Vehicle | Meter) -> tuple[Vehicle, Meter]:
-        """(vehicle, meter) of the assignment: this form's device and the one picked."""
-        if self.counterpart == "meter":
-            return self.instance, counterpart
-        return counterpart, self.instance
-
-    def wants_assignment(self) -> bool:
-        return (
-            self.cleaned_data.get(self.counterpart) is not None
-            and self.counterpart in self.changed_data
-        )
-
-    def clean(self):
-        cleaned = super().clean()
-        if self.errors or not self.wants_assignment():
-            return cleaned
-        cleaned["valid_from"] = cleaned.get("valid_from") or timezone.now()
-        vehicle, meter = self.pair(cleaned[self.counterpart])
-        clash = assignment_conflict_find(
-            vehicle=vehicle, meter=meter, valid_from=cleaned["valid_from"]
-        )
-        if clash is not None:
-            self.add_error(
-                "valid_from",
-                f"An assignment from this moment overlaps the assignment {clash.describe()}. "
-                "Choose a later start, or shorten that assignment first.",
-            )
-        return cleaned
-
-    def assign(self) -> None:
-        """Apply the requested assignment through the service (after the device is saved)."""
-        if self.wants_assignment():
-            vehicle, meter = self.pair(self.cleaned_data[self.counterpart])
-            meter_assign(vehicle=vehicle, meter=meter, valid_from=self.cleaned_data["valid_from"])
-
-
-class VehicleAdminForm(DeviceAssignForm):
-    counterpart = "meter"
-
-    meter = forms.ModelChoiceField(
-        queryset=Meter.objects.all(),
-        required=False,
-        widget=_autocomplete("meter"),
-        label="meter",
-        help_text="Assign or reassign: the current assignment ends when the new one starts.",
-    )
-    valid_from = _valid_from_field()
-
-    class Meta:
-        model = Vehicle
-        fields = ("vehicle_id",)
-
-
-class MeterAdminForm(DeviceAssignForm):
-    counterpart = "vehicle"
-
-    vehicle = forms.ModelChoiceField(
-        queryset=Vehicle.objects.all(),
-        required=False,
-        widget=_autocomplete("vehicle"),
-        label="vehicle",
-        help_text="Assign or reassign: the current assignment ends when the new one starts.",
-    )
-    valid_from = _valid_from_field()
-
-    class Meta:
-        model = Meter
-        fields = ("meter_id",)
 
 
 class AssignmentHistoryInline(admin.TabularInline):
@@ -196,18 +96,55 @@ class MeterHistoryInline(AssignmentHistoryInline):
     fields = ("vehicle", "valid_from", "valid_to")
 
 
-class DeviceAdmin(ServiceTransactionMixin, PrefixSearchMixin, admin.ModelAdmin):
+class DeviceAdmin(ServiceConflictMixin, PrefixSearchMixin, admin.ModelAdmin):
     show_full_result_count = False
-    readonly_fields = ("created_at", "alarms")
+    readonly_fields = ("created_at", "retired_at", "alarms")
     alarm_field = ""  # "vehicle" or "meter": the Alarm field that points at this device
+    actions = ("retire_selected",)
 
     @admin.display(description="alarms")
     def alarms(self, device) -> str:
         return alarms_link(field=self.alarm_field, pk=device.pk)
 
     def save_model(self, request, obj, form, change) -> None:
+        # Inside Django's transaction: the device and its assignment commit together or not at all.
         super().save_model(request, obj, form, change)
-        form.assign()
+        message = form.assign_picked()
+        if message:
+            self.message_user(request, message, messages.SUCCESS)
+
+    @admin.action(description="Retire selected %(verbose_name_plural)s")
+    def retire_selected(self, request, queryset) -> None:
+        retired = [device_retire(device=device) for device in queryset.active()]
+        self.message_user(
+            request,
+            f"Retired {len(retired)} {self.model._meta.verbose_name_plural}: their open "
+            "assignments ended now; their history stays.",
+            messages.SUCCESS,
+        )
+
+    def get_actions(self, request):
+        # A device with readings cannot be deleted (its history): retire it instead.
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def delete_view(self, request, object_id, extra_context=None):
+        device = self.get_object(request, object_id)
+        history = device and _protected_history(device)
+        if history:
+            self.message_user(
+                request,
+                f"{self.model._meta.verbose_name.capitalize()} {device} has {history}, which are "
+                "kept: it cannot be deleted. Retire it instead (action “Retire selected” on the "
+                "list): it keeps its history and leaves the fleet lists and alarms.",
+                messages.ERROR,
+            )
+            opts = self.model._meta
+            return HttpResponseRedirect(
+                reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[device.pk])
+            )
+        return super().delete_view(request, object_id, extra_context)
 
 
 @admin.register(Vehicle)
@@ -232,8 +169,9 @@ class VehicleAdmin(VehicleColumns, DeviceAdmin):
     prefix_search_field = "vehicle_id"
     search_help_text = "The vehicle id or its beginning (case-sensitive)."
     fieldsets = (
-        (None, {"fields": ("vehicle_id", "created_at", "alarms")}),
-        ("Assign a meter", {"fields": ("meter", "valid_from")}),
+        (None, {"fields": ("vehicle_id", "display_name", "depot", "battery_capacity_kwh")}),
+        (None, {"fields": ("created_at", "retired_at", "alarms")}),
+        ("Assign a meter", {"fields": ("meter", "valid_from", "confirm_move")}),
     )
     inlines = (VehicleHistoryInline,)
 
@@ -262,51 +200,15 @@ class MeterAdmin(MeterColumns, DeviceAdmin):
     prefix_search_field = "meter_id"
     search_help_text = "The meter id or its beginning (case-sensitive)."
     fieldsets = (
-        (None, {"fields": ("meter_id", "created_at", "alarms")}),
-        ("Assign to a vehicle", {"fields": ("vehicle", "valid_from")}),
+        (None, {"fields": ("meter_id", "display_name", "depot", "rated_power_kw")}),
+        (None, {"fields": ("created_at", "retired_at", "alarms")}),
+        ("Assign to a vehicle", {"fields": ("vehicle", "valid_from", "confirm_move")}),
     )
     inlines = (MeterHistoryInline,)
 
     @admin.display(description="current vehicle")
     def current_vehicle(self, meter: Meter) -> str | None:
         return meter.current_vehicle_id  # read for the page's rows (MeterColumns)
-
-
-class MeterAssignmentAddForm(forms.ModelForm):
-    """A new assignment, applied by `meter_assign()` (which closes what it replaces).
-
-    The row is not validated as a model instance: the model's `clean()` would refuse the overlap
-    with the current assignment that the service is about to close. `clean()` below previews the
-    service's own rules instead.
-    """
-
-    vehicle = forms.ModelChoiceField(
-        queryset=Vehicle.objects.all(), widget=_autocomplete("vehicle")
-    )
-    meter = forms.ModelChoiceField(queryset=Meter.objects.all(), widget=_autocomplete("meter"))
-    valid_from = _valid_from_field()
-
-    class Meta:
-        model = MeterAssignment
-        fields = ()
-
-    def clean(self):
-        cleaned = super().clean()
-        if self.errors:
-            return cleaned
-        cleaned["valid_from"] = cleaned.get("valid_from") or timezone.now()
-        clash = assignment_conflict_find(
-            vehicle=cleaned["vehicle"], meter=cleaned["meter"], valid_from=cleaned["valid_from"]
-        )
-        if clash is not None:
-            self.add_error(
-                "valid_from",
-                f"An assignment from this moment overlaps the assignment {clash.describe()}.",
-            )
-        return cleaned
-
-    def _post_clean(self) -> None:
-        return None
 
 
 class AssignmentStateFilter(admin.SimpleListFilter):
@@ -327,7 +229,7 @@ class AssignmentStateFilter(admin.SimpleListFilter):
 
 
 @admin.register(MeterAssignment)
-class MeterAssignmentAdmin(ServiceTransactionMixin, admin.ModelAdmin):
+class MeterAssignmentAdmin(ServiceConflictMixin, admin.ModelAdmin):
     list_display = ("id", "vehicle", "meter", "valid_from", "valid_to", "created_at")
     list_select_related = ("vehicle", "meter")
     list_filter = (AssignmentStateFilter,)
@@ -358,17 +260,43 @@ class MeterAssignmentAdmin(ServiceTransactionMixin, admin.ModelAdmin):
         meters = Meter.objects.filter(meter_id__startswith=term).values("pk")
         return queryset.filter(Q(vehicle__in=vehicles) | Q(meter__in=meters)), False
 
+    def get_urls(self):
+        upload = self.admin_site.admin_view(mappings_upload_view)
+        return [
+            path("upload/", upload, name="fleet_meterassignment_upload"),
+            *super().get_urls(),
+        ]
+
+    def save_form(self, request, form, change):
+        if change:
+            return super().save_form(request, form, change)
+        # A new assignment is made by the service (in Django's transaction), not by saving the
+        # form: the admin goes on (log entry, redirect) with the row the service made or kept.
+        assignment, message = form.assign(
+            vehicle=form.cleaned_data["vehicle"], meter=form.cleaned_data["meter"]
+        )
+        if message:
+            self.message_user(request, message, messages.SUCCESS)
+        return assignment
+
     def save_model(self, request, obj, form, change) -> None:
         if change:
             # Only valid_to changed, and the model's clean() has checked it.
             super().save_model(request, obj, form, change)
-            return
-        assignment = meter_assign(
-            vehicle=form.cleaned_data["vehicle"],
-            meter=form.cleaned_data["meter"],
-            valid_from=form.cleaned_data["valid_from"],
-        )
-        # The admin goes on with `obj` (log entry, redirect): make it the row the service kept.
-        for field in MeterAssignment._meta.concrete_fields:
-            setattr(obj, field.attname, getattr(assignment, field.attname))
-        obj._state.adding = False
+
+    def save_related(self, request, form, formsets, change) -> None:
+        if change:
+            super().save_related(request, form, formsets, change)
+        # A new assignment (saved by the service in save_form) has no related rows to save.
+
+
+def _protected_history(device: Vehicle | Meter) -> str:
+    """ "readings and assignments" if rows that protect the device from deletion exist, else ""."""
+    kinds = []
+    for relation in type(device)._meta.related_objects:
+        if relation.on_delete is not models.PROTECT:
+            continue
+        rows = relation.related_model._base_manager.filter(**{relation.field.name: device})
+        if rows.exists():
+            kinds.append(str(relation.related_model._meta.verbose_name_plural))
+    return " and ".join(kinds)

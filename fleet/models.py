@@ -7,6 +7,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from fleet.constraints import PostgresExclusionConstraint
+from fleet.rules import assignment_clash, period_text
 
 # The contract's device id, matched in full. Python's `$` also matches before a trailing newline,
 # so the end is `\Z` (RegexValidator and msgspec apply the pattern with `re.search`). JSON Schema
@@ -24,7 +25,17 @@ class TsTzRange(Func):
     output_field = DateTimeRangeField()
 
 
-class VehicleQuerySet(models.QuerySet):
+class DeviceQuerySet(models.QuerySet):
+    def active(self):
+        """Devices in service (not retired): what fleet lists and alarms show."""
+        return self.filter(retired_at__isnull=True)
+
+    def retired(self):
+        """Retired devices: kept with their history, assigned no more."""
+        return self.filter(retired_at__isnull=False)
+
+
+class VehicleQuerySet(DeviceQuerySet):
     def with_current_meter(self) -> "VehicleQuerySet":
         """Annotate `current_meter_id` (the meter's external id) from the open assignment."""
         open_assignment = MeterAssignment.objects.filter(
@@ -49,7 +60,7 @@ class VehicleQuerySet(models.QuerySet):
         return self.filter(pk__in=current.values("vehicle"))
 
 
-class MeterQuerySet(models.QuerySet):
+class MeterQuerySet(DeviceQuerySet):
     def with_current_vehicle(self) -> "MeterQuerySet":
         """Annotate `current_vehicle_id` (the vehicle's external id) from the open assignment."""
         open_assignment = MeterAssignment.objects.filter(
@@ -74,13 +85,31 @@ class MeterQuerySet(models.QuerySet):
         return self.filter(pk__in=current.values("meter"))
 
 
-class Vehicle(models.Model):
+class Device(models.Model):
+    """What vehicles and meters share: a name for people, a depot, and retirement."""
+
+    display_name = models.CharField("display name", max_length=100, blank=True)
+    # The admin's and the analysts' "devices of this depot" filter.
+    depot = models.CharField("depot / site", max_length=64, blank=True, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now, db_default=Now(), editable=False)
+    # Retired: kept with its history and readings, out of fleet lists and alarms, never assigned.
+    retired_at = models.DateTimeField("retired at", null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def retired(self) -> bool:
+        return self.retired_at is not None
+
+
+class Vehicle(Device):
     """One row per electric vehicle; `vehicle_id` is the id the vehicle reports with."""
 
     vehicle_id = models.CharField(
         "vehicle id", max_length=64, unique=True, validators=[device_id_validator]
     )
-    created_at = models.DateTimeField(default=timezone.now, db_default=Now(), editable=False)
+    battery_capacity_kwh = models.FloatField("battery capacity (kWh)", null=True, blank=True)
 
     objects = VehicleQuerySet.as_manager()
 
@@ -89,18 +118,25 @@ class Vehicle(models.Model):
 
     class Meta:
         ordering = ["vehicle_id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(battery_capacity_kwh__isnull=True) | Q(battery_capacity_kwh__gt=0),
+                name="fleet_vehicle_battery_capacity_positive",
+                violation_error_message="The battery capacity must be above 0 kWh.",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.vehicle_id
 
 
-class Meter(models.Model):
+class Meter(Device):
     """One row per smart meter (grid side); `meter_id` is the id the meter reports with."""
 
     meter_id = models.CharField(
         "meter id", max_length=64, unique=True, validators=[device_id_validator]
     )
-    created_at = models.DateTimeField(default=timezone.now, db_default=Now(), editable=False)
+    rated_power_kw = models.FloatField("rated power (kW)", null=True, blank=True)
 
     objects = MeterQuerySet.as_manager()
 
@@ -109,6 +145,13 @@ class Meter(models.Model):
 
     class Meta:
         ordering = ["meter_id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(rated_power_kw__isnull=True) | Q(rated_power_kw__gt=0),
+                name="fleet_meter_rated_power_positive",
+                violation_error_message="The rated power must be above 0 kW.",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.meter_id
@@ -195,19 +238,21 @@ class MeterAssignment(models.Model):
             raise ValidationError({"valid_to": "The end must be after the start."})
         if not (self.valid_from and self.vehicle_id and self.meter_id):
             return
-        clashes = (
+        # The rows that can meet the period (index-served), then the one rule decides.
+        candidates = (
             MeterAssignment.objects.overlapping(self.valid_from, self.valid_to)
             .filter(Q(vehicle_id=self.vehicle_id) | Q(meter_id=self.meter_id))
             .exclude(pk=self.pk)
             .select_related("vehicle", "meter")
         )
-        clash = clashes.first()
+        clash = assignment_clash(candidates, valid_from=self.valid_from, valid_to=self.valid_to)
         if clash is not None:
             raise ValidationError(f"This period overlaps the assignment {clash.describe()}.")
 
     def describe(self) -> str:
-        end = f"{self.valid_to:%Y-%m-%d %H:%M:%S%z}" if self.valid_to else "open"
-        return (
-            f"of vehicle {self.vehicle.vehicle_id} to meter {self.meter.meter_id} "
-            f"from {self.valid_from:%Y-%m-%d %H:%M:%S%z} to {end}"
+        return period_text(
+            vehicle_id=self.vehicle.vehicle_id,
+            meter_id=self.meter.meter_id,
+            start=self.valid_from,
+            end=self.valid_to,
         )

@@ -40,20 +40,40 @@ class DeviceIdField(serializers.CharField):
         return super().to_internal_value(data)
 
 
-class VehicleListItemSerializer(serializers.Serializer):
+class DeviceDetailsSerializer(serializers.Serializer):
+    """The fields vehicles and meters share: people's name, depot, retirement."""
+
+    displayName = serializers.CharField(
+        source="display_name", help_text="A name for people; empty if none was given."
+    )
+    depot = serializers.CharField(help_text="The depot or site; empty if none was given.")
+    retired = serializers.BooleanField(help_text="Retired: kept with its history, not assigned.")
+    retiredAt = serializers.DateTimeField(
+        source="retired_at", allow_null=True, help_text="When it was retired; null in service."
+    )
+    createdAt = serializers.DateTimeField(source="created_at", help_text="When it was registered.")
+
+
+class VehicleListItemSerializer(DeviceDetailsSerializer):
     vehicleId = serializers.CharField(source="vehicle_id", help_text="The vehicle's id.")
     currentMeterId = serializers.CharField(
         source="current_meter_id", allow_null=True, help_text="The meter serving it now, if any."
     )
-    createdAt = serializers.DateTimeField(source="created_at", help_text="When it was registered.")
+    batteryCapacityKwh = serializers.FloatField(
+        source="battery_capacity_kwh",
+        allow_null=True,
+        help_text="Battery capacity (kWh), if known.",
+    )
 
 
-class MeterListItemSerializer(serializers.Serializer):
+class MeterListItemSerializer(DeviceDetailsSerializer):
     meterId = serializers.CharField(source="meter_id", help_text="The meter's id.")
     currentVehicleId = serializers.CharField(
         source="current_vehicle_id", allow_null=True, help_text="The vehicle it serves now, if any."
     )
-    createdAt = serializers.DateTimeField(source="created_at", help_text="When it was registered.")
+    ratedPowerKw = serializers.FloatField(
+        source="rated_power_kw", allow_null=True, help_text="Rated power (kW), if known."
+    )
 
 
 class VehicleAssignmentSerializer(serializers.Serializer):
@@ -64,10 +84,7 @@ class VehicleAssignmentSerializer(serializers.Serializer):
     )
 
 
-class VehicleDetailSerializer(serializers.Serializer):
-    vehicleId = serializers.CharField(source="vehicle_id")
-    createdAt = serializers.DateTimeField(source="created_at")
-    currentMeterId = serializers.CharField(source="current_meter_id", allow_null=True)
+class VehicleDetailSerializer(VehicleListItemSerializer):
     assignments = VehicleAssignmentSerializer(
         source="assignment_history", many=True, help_text="Every assignment, newest first."
     )

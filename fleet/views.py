@@ -63,12 +63,26 @@ BAD_LIST_PARAMETER = bad_parameters(
     vehicleId="A device id is 1–64 characters of A–Z a–z 0–9 _ - . :.",
 )
 
+DEVICE_DETAILS = {
+    "displayName": "Van 1",
+    "depot": "North",
+    "retired": False,
+    "retiredAt": None,
+    "createdAt": "2026-02-01T08:00:00Z",
+}
 VEHICLE_ITEM = {
     "vehicleId": "V-1",
     "currentMeterId": "M-1",
-    "createdAt": "2026-02-01T08:00:00Z",
+    **DEVICE_DETAILS,
+    "batteryCapacityKwh": 75.0,
 }
-METER_ITEM = {"meterId": "M-1", "currentVehicleId": "V-1", "createdAt": "2026-02-01T08:00:00Z"}
+METER_ITEM = {
+    "meterId": "M-1",
+    "currentVehicleId": "V-1",
+    **DEVICE_DETAILS,
+    "displayName": "Bay 1 charger",
+    "ratedPowerKw": 22.0,
+}
 MAPPING_EXAMPLE = {
     "vehicleId": "V-1",
     "meterId": "M-2",
@@ -77,48 +91,54 @@ MAPPING_EXAMPLE = {
 }
 
 
-@extend_schema_view(
-    get=extend_schema(
-        operation_id="fleet_vehicle_list",
-        summary="List vehicles with their current meter",
-        description=("Ordered by vehicle id and cursor-paginated (follow `next`); no total count."),
-        tags=["fleet"],
-        responses={
-            200: VehicleListItemSerializer(many=True),
-            400: BAD_LIST_PARAMETER,
+def _device_list_view(
+    *, kind: str, summary: str, serializer, filterset, pagination, queryset, example: dict
+) -> type[ListAPIView]:
+    """The list view of vehicles or meters, with its OpenAPI description."""
+    view = type(
+        f"{kind.capitalize()}ListView",
+        (ListAPIView,),
+        {
+            "__module__": __name__,
+            "serializer_class": serializer,
+            "filterset_class": filterset,
+            "pagination_class": pagination,
+            "queryset": queryset,
         },
-        examples=[OpenApiExample("A vehicle", value=VEHICLE_ITEM, response_only=True)],
     )
+    return extend_schema_view(
+        get=extend_schema(
+            operation_id=f"fleet_{kind}_list",
+            summary=summary,
+            description=(
+                f"Ordered by {kind} id and cursor-paginated (follow `next`); no total count. "
+                f"Retired {kind}s are left out unless `retired=true`."
+            ),
+            tags=["fleet"],
+            responses={200: serializer(many=True), 400: BAD_LIST_PARAMETER},
+            examples=[OpenApiExample(f"A {kind}", value=example, response_only=True)],
+        )
+    )(view)
+
+
+VehicleListView = _device_list_view(
+    kind="vehicle",
+    summary="List vehicles with their current meter",
+    serializer=VehicleListItemSerializer,
+    filterset=VehicleFilter,
+    pagination=VehicleCursorPagination,
+    queryset=vehicle_list(),
+    example=VEHICLE_ITEM,
 )
-class VehicleListView(ListAPIView):
-    serializer_class = VehicleListItemSerializer
-    filterset_class = VehicleFilter
-    pagination_class = VehicleCursorPagination
-
-    def get_queryset(self):
-        return vehicle_list()
-
-
-@extend_schema_view(
-    get=extend_schema(
-        operation_id="fleet_meter_list",
-        summary="List meters with the vehicle each serves now",
-        description="Ordered by meter id and cursor-paginated (follow `next`); no total count.",
-        tags=["fleet"],
-        responses={
-            200: MeterListItemSerializer(many=True),
-            400: BAD_LIST_PARAMETER,
-        },
-        examples=[OpenApiExample("A meter", value=METER_ITEM, response_only=True)],
-    )
+MeterListView = _device_list_view(
+    kind="meter",
+    summary="List meters with the vehicle each serves now",
+    serializer=MeterListItemSerializer,
+    filterset=MeterFilter,
+    pagination=MeterCursorPagination,
+    queryset=meter_list(),
+    example=METER_ITEM,
 )
-class MeterListView(ListAPIView):
-    serializer_class = MeterListItemSerializer
-    filterset_class = MeterFilter
-    pagination_class = MeterCursorPagination
-
-    def get_queryset(self):
-        return meter_list()
 
 
 class VehicleDetailView(APIView):
@@ -135,8 +155,7 @@ class VehicleDetailView(APIView):
             OpenApiExample(
                 "A vehicle moved from meter M-1 to M-2",
                 value={
-                    "vehicleId": "V-1",
-                    "createdAt": "2026-02-01T08:00:00Z",
+                    **VEHICLE_ITEM,
                     "currentMeterId": "M-2",
                     "assignments": [
                         {"meterId": "M-2", "validFrom": "2026-02-10T10:15:00Z", "validTo": None},

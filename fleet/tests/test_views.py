@@ -27,8 +27,31 @@ def _registration_clock():
         yield
 
 
+IN_SERVICE = {
+    "displayName": "",
+    "depot": "",
+    "retired": False,
+    "retiredAt": None,
+    "createdAt": REGISTERED,
+}
+
+
 def vehicle_item(vehicle_id: str, meter_id: str | None) -> dict:
-    return {"vehicleId": vehicle_id, "currentMeterId": meter_id, "createdAt": REGISTERED}
+    return {
+        "vehicleId": vehicle_id,
+        "currentMeterId": meter_id,
+        **IN_SERVICE,
+        "batteryCapacityKwh": None,
+    }
+
+
+def meter_item(meter_id: str, vehicle_id: str | None) -> dict:
+    return {
+        "meterId": meter_id,
+        "currentVehicleId": vehicle_id,
+        **IN_SERVICE,
+        "ratedPowerKw": None,
+    }
 
 
 @pytest.fixture
@@ -159,10 +182,10 @@ class TestMeterList:
             "next": None,
             "previous": None,
             "results": [
-                {"meterId": "M-1", "currentVehicleId": "V-1", "createdAt": REGISTERED},
-                {"meterId": "M-2", "currentVehicleId": "V-2", "createdAt": REGISTERED},
-                {"meterId": "M-3", "currentVehicleId": None, "createdAt": REGISTERED},
-                {"meterId": "M-4", "currentVehicleId": None, "createdAt": REGISTERED},
+                meter_item("M-1", "V-1"),
+                meter_item("M-2", "V-2"),
+                meter_item("M-3", None),
+                meter_item("M-4", None),
             ],
         }
 
@@ -191,6 +214,73 @@ class TestMeterList:
         assert [item["meterId"] for item in second["results"]] == ["M-4"]
 
 
+class TestRetiredDevices:
+    @pytest.fixture
+    def retired_fleet(self, small_fleet):
+        from fleet.services import device_retire
+
+        device_retire(device=Vehicle.objects.get(vehicle_id="V-1"), at=FEB_10_1015)
+        device_retire(device=Meter.objects.get(meter_id="M-4"), at=FEB_10_1015)
+
+    @pytest.mark.parametrize(
+        ("url", "key", "query", "expected"),
+        [
+            ("/v1/fleet/vehicles", "vehicleId", {}, ["V-2", "V-3"]),
+            ("/v1/fleet/vehicles", "vehicleId", {"retired": "false"}, ["V-2", "V-3"]),
+            ("/v1/fleet/vehicles", "vehicleId", {"retired": "true"}, ["V-1", "V-2", "V-3"]),
+            ("/v1/fleet/meters", "meterId", {}, ["M-1", "M-2", "M-3"]),
+            ("/v1/fleet/meters", "meterId", {"retired": "1"}, ["M-1", "M-2", "M-3", "M-4"]),
+        ],
+    )
+    def test_lists_leave_retired_devices_out_unless_asked(
+        self, analyst_client, retired_fleet, url, key, query, expected
+    ):
+        response = analyst_client.get(url, query)
+
+        assert response.status_code == 200
+        assert [item[key] for item in response.json()["results"]] == expected
+
+    def test_a_bad_retired_value_is_a_400_naming_it(self, analyst_client):
+        response = analyst_client.get("/v1/fleet/vehicles", {"retired": "maybe"})
+
+        assert response.status_code == 400
+        assert response.json() == {"retired": ["Must be true or false."]}
+
+    def test_the_detail_shows_the_retirement_and_the_devices_details(
+        self, analyst_client, retired_fleet
+    ):
+        Vehicle.objects.filter(vehicle_id="V-1").update(
+            display_name="Van 1", depot="North", battery_capacity_kwh=75.0
+        )
+
+        response = analyst_client.get("/v1/fleet/vehicles/V-1")
+
+        assert response.json() == {
+            **vehicle_item("V-1", None),
+            "displayName": "Van 1",
+            "depot": "North",
+            "retired": True,
+            "retiredAt": "2026-02-10T10:15:00Z",
+            "batteryCapacityKwh": 75.0,
+            "assignments": [
+                {
+                    "meterId": "M-1",
+                    "validFrom": "2026-02-01T00:00:00Z",
+                    "validTo": "2026-02-10T10:15:00Z",
+                }
+            ],
+        }
+
+    def test_a_meter_item_shows_its_rated_power(self, analyst_client):
+        MeterFactory(meter_id="M-9", rated_power_kw=22.0, depot="North")
+
+        response = analyst_client.get("/v1/fleet/meters", {"meterId": "M-9"})
+
+        assert response.json()["results"] == [
+            {**meter_item("M-9", None), "depot": "North", "ratedPowerKw": 22.0}
+        ]
+
+
 class TestVehicleDetail:
     def test_shows_the_current_meter_and_the_history_newest_first(
         self, analyst_client, small_fleet
@@ -199,9 +289,7 @@ class TestVehicleDetail:
 
         assert response.status_code == 200
         assert response.json() == {
-            "vehicleId": "V-2",
-            "createdAt": REGISTERED,
-            "currentMeterId": "M-2",
+            **vehicle_item("V-2", "M-2"),
             "assignments": [
                 {"meterId": "M-2", "validFrom": "2026-02-05T00:00:00Z", "validTo": None},
                 {
@@ -217,12 +305,7 @@ class TestVehicleDetail:
 
         response = analyst_client.get("/v1/fleet/vehicles/V-9")
 
-        assert response.json() == {
-            "vehicleId": "V-9",
-            "createdAt": REGISTERED,
-            "currentMeterId": None,
-            "assignments": [],
-        }
+        assert response.json() == {**vehicle_item("V-9", None), "assignments": []}
 
     def test_an_unknown_vehicle_is_a_404(self, analyst_client):
         response = analyst_client.get("/v1/fleet/vehicles/V-404")

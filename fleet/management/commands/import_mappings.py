@@ -1,17 +1,11 @@
-import csv
 import sys
-from datetime import datetime
 from pathlib import Path
 
-from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
 from tqdm import tqdm
 
-from fleet.models import DEVICE_ID_RULE, device_id_validator
+from fleet.forms import MappingFileError, mapping_rows_parse
 from fleet.services import AssignmentConflict, MappingRow, mappings_import
-
-HEADER = ("vehicleId", "meterId", "validFrom")
 
 
 class Command(BaseCommand):
@@ -71,48 +65,7 @@ def _read_rows(path: Path) -> tuple[list[MappingRow], list[tuple[int, str]]]:
     """Parse the file; return the good rows and (line, message) for the bad ones."""
     if not path.is_file():
         raise CommandError(f"{path}: no such file.")
-    rows: list[MappingRow] = []
-    errors: list[tuple[int, str]] = []
-    with path.open(encoding="utf-8-sig", newline="") as stream:
-        reader = csv.reader(stream)
-        header = [name.strip() for name in next(reader, [])]
-        if tuple(header[:3]) != HEADER:
-            raise CommandError(
-                f"{path}: the first line must be the header {','.join(HEADER)}, "
-                f"found {','.join(header) or 'nothing'}."
-            )
-        for cells in reader:
-            line = reader.line_num
-            if not cells or not any(cell.strip() for cell in cells):
-                continue
-            try:
-                rows.append(_row(cells, line))
-            except ValueError as error:
-                errors.append((line, str(error)))
-    return rows, errors
-
-
-def _row(cells: list[str], line: int) -> MappingRow:
-    if len(cells) < 2 or len(cells) > 3:
-        raise ValueError(f"Expected 3 columns (vehicleId,meterId,validFrom), found {len(cells)}.")
-    vehicle_id, meter_id = cells[0].strip(), cells[1].strip()
-    valid_from_text = cells[2].strip() if len(cells) == 3 else ""
-    for field, value in (("vehicleId", vehicle_id), ("meterId", meter_id)):
-        try:
-            device_id_validator(value)
-        except ValidationError:
-            raise ValueError(f"{field} {value!r} is not a device id ({DEVICE_ID_RULE}).") from None
-    valid_from = None
-    if valid_from_text:
-        try:
-            valid_from = datetime.fromisoformat(valid_from_text)
-        except ValueError:
-            raise ValueError(
-                f"validFrom {valid_from_text!r} is not an ISO 8601 date-time."
-            ) from None
-        if timezone.is_naive(valid_from):
-            raise ValueError(
-                f"validFrom {valid_from_text!r} must carry a UTC offset (e.g. "
-                "2026-02-10T10:00:00Z)."
-            )
-    return MappingRow(vehicle_id, meter_id, valid_from, line=line)
+    try:
+        return mapping_rows_parse(path.read_text(encoding="utf-8-sig"))
+    except MappingFileError as error:
+        raise CommandError(f"{path}: {str(error)[0].lower()}{str(error)[1:]}") from None
