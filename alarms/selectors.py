@@ -22,8 +22,10 @@ def alarm_list(
     alarm_type: str | None = None,
     vehicle_id: str | None = None,
     meter_id: str | None = None,
+    depot: str | None = None,
 ):
-    """Alarms, newest opened first, with their devices and acknowledger joined."""
+    """Alarms, newest opened first, with their devices and acknowledger joined; `depot`: those
+    whose vehicle or meter belongs to that depot."""
     alarms = Alarm.objects.select_related("vehicle", "meter", "acknowledged_by")
     if state == AlarmState.ACTIVE:
         alarms = alarms.active()
@@ -35,6 +37,8 @@ def alarm_list(
         alarms = alarms.filter(vehicle__vehicle_id=vehicle_id)
     if meter_id:
         alarms = alarms.filter(meter__meter_id=meter_id)
+    if depot:
+        alarms = alarms.filter(Q(vehicle__depot=depot) | Q(meter__depot=depot))
     return alarms.order_by("-opened_at", "-id")
 
 

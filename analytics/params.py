@@ -150,6 +150,17 @@ def parse_min_charge_kwh(params: Mapping[str, str]) -> float:
     return value
 
 
+def parse_depot(params: Mapping[str, str]) -> str | None:
+    """`?depot=NAME`: only that depot's vehicles (1–64 characters, as `Vehicle.depot`); None
+    when absent. A depot no vehicle has gives an empty fleet, not an error."""
+    raw = params.get("depot")
+    if raw is None:
+        return None
+    if not raw or len(raw) > 64 or not raw.isprintable():
+        raise _fail("depot", f"{shown(raw)!r} is not a depot name: 1–64 printable characters.")
+    return raw
+
+
 def parse_bucket(params: Mapping[str, str]) -> str:
     """`?bucket=hour|day` (default hour)."""
     raw = params.get("bucket", "hour")

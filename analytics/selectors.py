@@ -350,13 +350,15 @@ def _fleet_execute(
 ) -> list[tuple]:
     """Run the fleet statement `query` over the rollup hours of [start, end].
 
-    Parameters beyond start/until: `threshold`, `min_charge_kwh` (default the setting) and the
-    statement's own; `bucket` sets the series' bucket parameters.
+    Parameters beyond start/until: `threshold`, `min_charge_kwh` (default the setting),
+    `depot` (None: every depot) and the statement's own; `bucket` sets the series' bucket
+    parameters. Retired vehicles are never part of a fleet answer.
     """
     using = _read_database()
     adapt = connections[using].ops.adapt_datetimefield_value
     until = hour_floor(end) + HOUR
     params["min_charge_kwh"] = _min_charge(params.get("min_charge_kwh"))
+    params["depot"] = params.get("depot") or ""
     if bucket is not None:
         params.update(_bucket_params(start, until, bucket))
     params["start"] = adapt(start)
@@ -372,6 +374,7 @@ def fleet_inefficient(
     limit: int,
     offset: int,
     min_charge_kwh: float | None = None,
+    depot: str | None = None,
 ) -> FleetPage:
     """FAULT_DETECTED vehicles over the last `hours` whole hours, worst first; one statement.
 
@@ -384,6 +387,7 @@ def fleet_inefficient(
         end=end,
         threshold=threshold,
         min_charge_kwh=min_charge_kwh,
+        depot=depot,
         limit=limit,
         offset=offset,
     )
@@ -403,7 +407,12 @@ def fleet_inefficient(
 
 
 def fleet_summary(
-    *, hours: int, now: datetime, threshold: float, min_charge_kwh: float | None = None
+    *,
+    hours: int,
+    now: datetime,
+    threshold: float,
+    min_charge_kwh: float | None = None,
+    depot: str | None = None,
 ) -> FleetSummary:
     """Fleet totals and vehicle counts by status (IDLE included) over the last `hours` hours."""
     start, end = fleet_window(hours=hours, now=now)
@@ -413,6 +422,7 @@ def fleet_summary(
         end=end,
         threshold=threshold,
         min_charge_kwh=min_charge_kwh,
+        depot=depot,
     )
     by_status = dict.fromkeys(PerformanceStatus.values, 0)
     ac_kwh = dc_kwh = 0.0
@@ -438,6 +448,7 @@ def fleet_series(
     bucket: str,
     threshold: float,
     min_charge_kwh: float | None = None,
+    depot: str | None = None,
 ) -> Series:
     """Fleet totals per hour or day bucket over the fleet window; one statement.
 
@@ -451,6 +462,7 @@ def fleet_series(
         bucket=bucket,
         threshold=threshold,
         min_charge_kwh=min_charge_kwh,
+        depot=depot,
     )
     items = _series_items(rows, start, hour_floor(end) + HOUR, bucket)
     if items:  # the last bucket ends now, not at the end of the current hour
@@ -517,7 +529,12 @@ class VehicleFigures:
 
 
 def fleet_attribution(
-    *, days: int, now: datetime, threshold: float, min_charge_kwh: float | None = None
+    *,
+    days: int,
+    now: datetime,
+    threshold: float,
+    min_charge_kwh: float | None = None,
+    depot: str | None = None,
 ) -> FleetAttribution:
     """Chargers and vehicles to blame over the last `days` × 24 whole hours; one statement."""
     start, end = fleet_window(hours=days * 24, now=now)
@@ -527,6 +544,7 @@ def fleet_attribution(
         end=end,
         threshold=threshold,
         min_charge_kwh=min_charge_kwh,
+        depot=depot,
     )
     grouped: dict[tuple[str, str], list[Pairing]] = {}
     for verdict, vehicle, meter, *columns in rows:

@@ -16,8 +16,9 @@ Every value is a named parameter (`%(start)s`); a literal percent sign is theref
 - per vehicle: `%(start)s`, `%(end)s` (the window) and the parts to read, one row each of
   (source, device, lo, hi) with `source` an index of `VEHICLE_SOURCES` — on PostgreSQL four
   arrays `%(source)s`, `%(device)s`, `%(lo)s`, `%(hi)s`; on SQLite one JSON array `%(parts)s`;
-- fleet: `%(start)s`, `%(until)s` (the rollup hours [start, until)); the list adds `%(limit)s`,
-  `%(offset)s`;
+- fleet: `%(start)s`, `%(until)s` (the rollup hours [start, until)) and `%(depot)s` (only the
+  vehicles of that depot; '' for all); retired vehicles are never counted; the list adds
+  `%(limit)s`, `%(offset)s`;
 - series: `%(buckets)s` (how many), `%(origin)s` (epoch seconds of the first) and `%(width)s`
   (seconds).
 """
@@ -102,6 +103,8 @@ _VEHICLES, _VEHICLE_PK, _VEHICLE_CODE = (
     Vehicle._meta.pk.column,
     VEHICLE_STREAM.registry_id,
 )
+_V_RETIRED = _column(Vehicle, "retired_at")
+_V_DEPOT = _column(Vehicle, "depot")
 _METERS, _METER_PK, _METER_CODE = (
     METER_STREAM.registry,
     Meter._meta.pk.column,
@@ -277,11 +280,21 @@ FROM sums ORDER BY bucket
 # --- Fleet: rollups, and raw readings at assignment edges ----------------------------------------
 
 # The assignments meeting the rollup hours [start, until) (index fleet_assignment_meter_from).
-_PERIODS_CTE = f"""periods AS (
+# The vehicles a fleet answer covers: not retired, and of depot %(depot)s unless it is ''.
+_FLEET_CTE = f"""fleet AS (
+    SELECT {_VEHICLE_PK} AS vehicle_pk, {_VEHICLE_CODE} AS code
+    FROM {_VEHICLES}
+    WHERE {_V_RETIRED} IS NULL AND (%(depot)s = '' OR {_V_DEPOT} = %(depot)s)
+)"""
+
+# The fleet's assignments meeting the rollup hours [start, until).
+_PERIODS_CTE = f"""{_FLEET_CTE},
+periods AS (
     SELECT {_A_VEHICLE} AS vehicle_pk, {_A_METER} AS meter_pk,
            {_A_FROM} AS period_from, {_A_TO} AS period_to
     FROM {_ASSIGNMENTS}
     WHERE {_A_FROM} < %(until)s AND ({_A_TO} IS NULL OR {_A_TO} > %(start)s)
+      AND {_A_VEHICLE} IN (SELECT vehicle_pk FROM fleet)
 )"""
 
 
@@ -380,14 +393,14 @@ meters AS (
     GROUP BY p.vehicle_pk
 ),
 sums AS (
-    SELECT v.{_VEHICLE_CODE} AS code, meters.meter_ids,
+    SELECT v.code, meters.meter_ids,
            coalesce(ac.ac_kwh, 0.0) AS ac_kwh, coalesce(ac.ac_readings, 0) AS ac_readings,
            coalesce(dc.dc_kwh, 0.0) AS dc_kwh, coalesce(dc.dc_readings, 0) AS dc_readings,
            dc.temp_sum
-    FROM {_VEHICLES} v
-    LEFT JOIN ac ON ac.vehicle_pk = v.{_VEHICLE_PK}
-    LEFT JOIN dc ON dc.vehicle_pk = v.{_VEHICLE_PK}
-    LEFT JOIN meters ON meters.vehicle_pk = v.{_VEHICLE_PK}
+    FROM fleet v
+    LEFT JOIN ac ON ac.vehicle_pk = v.vehicle_pk
+    LEFT JOIN dc ON dc.vehicle_pk = v.vehicle_pk
+    LEFT JOIN meters ON meters.vehicle_pk = v.vehicle_pk
 ),
 figures AS (
     SELECT sums.*,
@@ -446,6 +459,7 @@ dc AS (
            sum({_DC.hourly_count}) AS dc_readings, sum({_HOURLY_TEMPERATURE}) AS temp_sum
     FROM {_DC.hourly}
     WHERE {_DC.hour} >= %(start)s AND {_DC.hour} < %(until)s
+      AND {_DC.device} IN (SELECT vehicle_pk FROM fleet)
     GROUP BY 1
 ),
 sums AS (

@@ -25,6 +25,7 @@ from analytics.filters import MeterStatusFilter, VehicleStatusFilter
 from analytics.params import (
     parse_bucket,
     parse_days,
+    parse_depot,
     parse_hours,
     parse_min_charge_kwh,
     parse_threshold,
@@ -102,6 +103,12 @@ FORMAT = OpenApiParameter(
     str,
     enum=["json", "csv"],
     description="csv: the answer as CSV (the same as `Accept: text/csv`).",
+)
+DEPOT = OpenApiParameter(
+    "depot",
+    str,
+    description="Only the vehicles of this depot (`Vehicle.depot`, 1–64 characters); default "
+    "every depot. Retired vehicles are never part of a fleet answer.",
 )
 FLEET_HOURS = OpenApiParameter(
     "hours",
@@ -226,7 +233,7 @@ class FleetInefficientView(APIView):
         "INSUFFICIENT_DATA vehicles are never listed (the summary counts them). As CSV with "
         "`Accept: text/csv` or `format=csv` (the page's rows)." + _FLEET_WINDOW_NOTE,
         tags=["analytics"],
-        parameters=[FLEET_HOURS, THRESHOLD, MIN_CHARGE_KWH, PAGE, LIMIT, FORMAT],
+        parameters=[FLEET_HOURS, THRESHOLD, MIN_CHARGE_KWH, DEPOT, PAGE, LIMIT, FORMAT],
         responses={
             200: OpenApiResponse(
                 FleetInefficientPageSerializer,
@@ -268,6 +275,7 @@ class FleetInefficientView(APIView):
             now=timezone.now(),
             threshold=threshold,
             min_charge_kwh=parse_min_charge_kwh(params),
+            depot=parse_depot(params),
             limit=limit,
             offset=(page - 1) * limit,
         )
@@ -303,7 +311,7 @@ class FleetSummaryView(APIView):
         "efficiency and how many vehicles are in each status (IDLE and INSUFFICIENT_DATA "
         "included)." + _FLEET_WINDOW_NOTE,
         tags=["analytics"],
-        parameters=[FLEET_HOURS, THRESHOLD, MIN_CHARGE_KWH],
+        parameters=[FLEET_HOURS, THRESHOLD, MIN_CHARGE_KWH, DEPOT],
         responses={
             200: OpenApiResponse(
                 FleetSummarySerializer,
@@ -341,6 +349,7 @@ class FleetSummaryView(APIView):
             now=timezone.now(),
             threshold=threshold,
             min_charge_kwh=parse_min_charge_kwh(request.query_params),
+            depot=parse_depot(request.query_params),
         )
         body = {**summary.__dict__, "hours": hours, "threshold": threshold}
         return Response(FleetSummarySerializer(body).data)
@@ -605,6 +614,11 @@ def _judgement(params) -> dict[str, float]:
     }
 
 
+def _fleet_judgement(params) -> dict:
+    """A fleet answer's parameters: the status rule's and the `depot` it covers."""
+    return {**_judgement(params), "depot": parse_depot(params)}
+
+
 class VehicleSeriesView(APIView):
     renderer_classes = [JSONRenderer, CSVRenderer]
 
@@ -668,7 +682,7 @@ class FleetSeriesView(APIView):
         "efficiency and status per bucket; the buckets sum to the summary's totals. As CSV "
         "(`Accept: text/csv` or `format=csv`): one line per bucket." + _FLEET_WINDOW_NOTE,
         tags=["analytics"],
-        parameters=[FLEET_HOURS, BUCKET, THRESHOLD, MIN_CHARGE_KWH, FORMAT],
+        parameters=[FLEET_HOURS, BUCKET, THRESHOLD, MIN_CHARGE_KWH, DEPOT, FORMAT],
         responses={
             200: OpenApiResponse(
                 FleetSeriesSerializer,
@@ -697,7 +711,7 @@ class FleetSeriesView(APIView):
         params = request.query_params
         hours = parse_hours(params)
         bucket = parse_bucket(params)
-        judgement = _judgement(params)
+        judgement = _fleet_judgement(params)
         series = fleet_series(hours=hours, now=timezone.now(), bucket=bucket, **judgement)
         body = {**series.__dict__, "hours": hours, **judgement}
         return Response(FleetSeriesSerializer(body).data)
@@ -724,7 +738,7 @@ class FleetAttributionView(APIView):
             "suspect comes with the evidence: all its pairings in the window."
         ),
         tags=["analytics"],
-        parameters=[DAYS, THRESHOLD, MIN_CHARGE_KWH],
+        parameters=[DAYS, THRESHOLD, MIN_CHARGE_KWH, DEPOT],
         responses={
             200: OpenApiResponse(
                 FleetAttributionSerializer,
@@ -769,7 +783,7 @@ class FleetAttributionView(APIView):
     def get(self, request):
         params = request.query_params
         days = parse_days(params)
-        judgement = _judgement(params)
+        judgement = _fleet_judgement(params)
         attribution = fleet_attribution(days=days, now=timezone.now(), **judgement)
         body = {**attribution.__dict__, "days": days, **judgement}
         return Response(FleetAttributionSerializer(body).data)

@@ -4,7 +4,6 @@ assignments of a vehicle in a window, the depots of the filter."""
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.core.exceptions import FieldDoesNotExist
 from django.db.models import Avg
 from django.db.models.functions import Trunc
 
@@ -60,15 +59,6 @@ def vehicle_assignment_bands(
 
 
 def depot_choices() -> list[str]:
-    """The depots vehicles belong to, for the filter; empty while Vehicle has no `depot`.
-
-    `depot` is a text field or a foreign key (its rows' text); whichever the fleet app defines.
-    """
-    try:
-        field = Vehicle._meta.get_field("depot")
-    except FieldDoesNotExist:  # the fleet app has no depots yet
-        return []
-    if field.is_relation:
-        return sorted({str(depot) for depot in field.related_model.objects.all()})
-    values = Vehicle.objects.exclude(depot__isnull=True).exclude(depot="")
+    """The depots of the fleet's (not retired) vehicles, for the filter: one index-only DISTINCT."""
+    values = Vehicle.objects.active().exclude(depot="")
     return list(values.order_by("depot").values_list("depot", flat=True).distinct())

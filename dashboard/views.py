@@ -5,7 +5,6 @@ hours for a vehicle) and embeds the figures with `json_script`, so the charts dr
 paint without a second round trip. Every authenticated user may look (staff and analysts).
 """
 
-import inspect
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -30,6 +29,7 @@ from analytics.selectors import (
     fleet_summary,
     vehicle_series,
 )
+from api.times import hour_floor
 from dashboard.selectors import depot_choices, vehicle_assignment_bands, vehicle_soc_series
 
 LOGIN_URL = "dashboard:login"
@@ -48,13 +48,6 @@ class DashboardLoginView(LoginView):
 
     def get_default_redirect_url(self):
         return "/dashboard/"
-
-
-def _with_depot(selector, depot: str | None) -> dict:
-    """`depot=` for a selector that takes it; the fleet selectors gain it with the depot model."""
-    if depot and "depot" in inspect.signature(selector).parameters:
-        return {"depot": depot}
-    return {}
 
 
 def _z(moment: datetime) -> str:
@@ -98,28 +91,25 @@ def fleet_dashboard(request):
             now=now,
             bucket=bucket,
             threshold=threshold,
-            **_with_depot(fleet_series, depot),
+            depot=depot,
         ),
-        summary=lambda: fleet_summary(
-            hours=hours, now=now, threshold=threshold, **_with_depot(fleet_summary, depot)
-        ),
+        summary=lambda: fleet_summary(hours=hours, now=now, threshold=threshold, depot=depot),
         worst=lambda: fleet_inefficient(
             hours=hours,
             now=now,
             threshold=threshold,
             limit=WORST_COUNT,
             offset=0,
-            **_with_depot(fleet_inefficient, depot),
+            depot=depot,
         ),
     )
     series, summary, worst = figures["series"], figures["summary"], figures["worst"]
-    alarms = alarm_list(state=AlarmState.ACTIVE, **_with_depot(alarm_list, depot))
+    alarms = alarm_list(state=AlarmState.ACTIVE, depot=depot)
     context = {
         "window": window,
         "windows": list(FLEET_WINDOWS),
         "depots": depots,
         "depot": depot,
-        "depot_applies": not depot or bool(_with_depot(fleet_summary, depot)),
         "threshold": threshold,
         "series": series,
         "chart": _series_chart(series.items, bucket, threshold),
@@ -236,7 +226,7 @@ def vehicle_dashboard(request, vehicle_id: str):
 
 
 def _bucket_floor(moment: datetime, bucket: str) -> datetime:
-    moment = moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    moment = hour_floor(moment)
     return moment.replace(hour=0) if bucket == "day" else moment
 
 

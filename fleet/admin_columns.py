@@ -10,7 +10,7 @@ Filters use indexed columns or a subquery on a primary key (see each filter).
 
 The 24 h figures are a glance, not the exact answer of the API and dashboard: they read whole
 rollup hours only (an hour in which an assignment started or ended off the hour is left out of
-AC), over the fleet endpoints' window (floor_hour(now) − 23 h, now], and are judged by the one
+AC), over the fleet endpoints' window (hour_floor(now) − 23 h, now], and are judged by the one
 status rule (`analytics.selectors.sums_judge`: the one SQL CASE, with the same settings).
 """
 

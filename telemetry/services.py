@@ -29,6 +29,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from api.times import hour_floor
 from telemetry import metrics
 from telemetry.models import DeviceAPIKey
 from telemetry.partitions import forget_known_partitions, partitions_ensure
@@ -512,7 +513,7 @@ def _hourly_sums(stream: Stream, rows: list[_Row]) -> dict[tuple[int, datetime],
     sources = [stream.columns.index(source) if source else None for _, source in stream.rollup_sums]
     sums: dict[tuple[int, datetime], list[float]] = {}
     for pk, recorded_at, values in rows:
-        hour = recorded_at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        hour = hour_floor(recorded_at)
         bucket = sums.setdefault((pk, hour), [0.0] * len(sources))
         for position, source in enumerate(sources):
             bucket[position] += 1 if source is None else values[source]

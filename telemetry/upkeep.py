@@ -21,6 +21,7 @@ from django.db import connection, transaction
 from django.db.models import Count, DateTimeField, Max, Min, QuerySet, Sum, Value
 from django.utils import timezone
 
+from api.times import HOUR, hour_ceil, hour_floor
 from telemetry.partitions import (
     Partition,
     forget_known_partitions,
@@ -30,8 +31,6 @@ from telemetry.partitions import (
     partitions_list,
 )
 from telemetry.streams import STREAMS, Stream
-
-ONE_HOUR = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -153,7 +152,7 @@ def history_span() -> tuple[datetime, datetime] | None:
                 lasts.append(span["last"])
     if not firsts:
         return None
-    return hour_floor(min(firsts)), hour_floor(max(lasts)) + ONE_HOUR
+    return hour_floor(min(firsts)), hour_floor(max(lasts)) + HOUR
 
 
 def rollups_rebuild(
@@ -185,7 +184,7 @@ def rollups_rebuild(
         deleted += hour_deleted
         written += hour_written
         hours += 1
-        hour += ONE_HOUR
+        hour += HOUR
         if on_chunk is not None:
             on_chunk(1)
     return RollupRebuildResult(
@@ -206,7 +205,7 @@ def _rollup_hour_rebuild(hour: datetime) -> tuple[int, int]:
                 # Ingestion adds to these rows with ON CONFLICT; waiting for this transaction keeps
                 # its additions from being lost or from colliding with the re-inserted rows.
                 cursor.execute(f"LOCK TABLE {stream.hourly} IN SHARE ROW EXCLUSIVE MODE")
-            deleted += _rollups_between(stream, hour, hour + ONE_HOUR).delete()[0]
+            deleted += _rollups_between(stream, hour, hour + HOUR).delete()[0]
             select, params = _hour_sums(stream, hour).query.sql_with_params()
             cursor.execute(
                 f"INSERT INTO {stream.hourly} "
@@ -225,7 +224,7 @@ def _hour_sums(stream: Stream, hour: datetime) -> QuerySet:
         for position, (_, source) in enumerate(stream.rollup_sums)
     }
     return (
-        stream.history_model.objects.filter(recorded_at__gte=hour, recorded_at__lt=hour + ONE_HOUR)
+        stream.history_model.objects.filter(recorded_at__gte=hour, recorded_at__lt=hour + HOUR)
         .order_by()
         .values("device")
         .annotate(rollup_hour=Value(hour, output_field=DateTimeField()), **sums)
@@ -234,15 +233,6 @@ def _hour_sums(stream: Stream, hour: datetime) -> QuerySet:
 
 def _rollups_between(stream: Stream, start: datetime, end: datetime) -> QuerySet:
     return stream.hourly_model.objects.filter(hour__gte=start, hour__lt=end)
-
-
-def hour_floor(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-
-
-def hour_ceil(moment: datetime) -> datetime:
-    floor = hour_floor(moment)
-    return floor if floor == moment else floor + ONE_HOUR
 
 
 # --- Partitions -----------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ import pytest
 from django.utils import timezone
 
 from alarms.models import Alarm, AlarmSubject, AlarmType
-from analytics.selectors import floor_hour
+from api.times import hour_floor
 from fleet.models import Meter, Vehicle
 from fleet.services import meter_assign
 from telemetry.tests.factories import every_minute, ingest, meter_payload, vehicle_payload
@@ -22,7 +22,7 @@ def demo_fleet(db) -> DemoFleet:
     """The last three whole hours, a reading a minute: V-GOOD on M-1 at 90 % (OK); V-BAD at
     60 % (FAULT_DETECTED) on M-2, then on M-3 from 1 h 30 in; an active alarm on V-BAD."""
     now = timezone.now()
-    start = floor_hour(now) - timedelta(hours=3)
+    start = hour_floor(now) - timedelta(hours=3)
     reassigned_at = start + timedelta(minutes=90)
     good, bad = (
         Vehicle.objects.create(vehicle_id="V-GOOD"),

@@ -4,8 +4,8 @@ from collections import defaultdict
 
 import pytest
 
+from api.times import hour_floor
 from telemetry.streams import STREAMS
-from telemetry.upkeep import hour_floor
 
 # Rollup sums are float additions whose grouping depends on how rows were chunked; compare them at
 # a precision far finer than any meter resolves.

@@ -3,8 +3,9 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from api.times import hour_ceil, hour_floor
 from telemetry.management.options import aware_datetime
-from telemetry.upkeep import history_span, hour_ceil, hour_floor, rollups_rebuild
+from telemetry.upkeep import history_span, rollups_rebuild
 
 
 class Command(BaseCommand):
