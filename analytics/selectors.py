@@ -95,6 +95,23 @@ class FleetSummary(Window):
     by_status: dict[str, int]
 
 
+@dataclass(frozen=True)
+class DepotSummary:
+    """A depot's share of the fleet summary (`depot` None: vehicles without a depot)."""
+
+    depot: str | None
+    vehicle_count: int
+    ac_kwh: float
+    dc_kwh: float
+    efficiency_pct: float | None
+    by_status: dict[str, int]
+
+
+@dataclass(frozen=True)
+class FleetDepots(Window):
+    depots: tuple[DepotSummary, ...]
+
+
 BUCKET_WIDTHS = {"hour": HOUR, "day": timedelta(days=1)}
 
 
@@ -424,21 +441,49 @@ def fleet_summary(
         min_charge_kwh=min_charge_kwh,
         depot=depot,
     )
+    counts, ac_kwh, dc_kwh = _status_totals(rows)
+    return FleetSummary(start=start, end=end, **_summed(counts, ac_kwh, dc_kwh))
+
+
+def _status_totals(rows) -> tuple[dict[str, int], float, float]:
+    """Vehicles per status and the AC and DC totals of (status, count, AC, DC) rows."""
     by_status = dict.fromkeys(PerformanceStatus.values, 0)
     ac_kwh = dc_kwh = 0.0
     for status, count, ac, dc in rows:
         by_status[status] = int(count)
         ac_kwh += float(ac or 0)
         dc_kwh += float(dc or 0)
-    return FleetSummary(
-        start=start,
-        end=end,
-        vehicle_count=sum(by_status.values()),
-        ac_kwh=round(ac_kwh, 4),
-        dc_kwh=round(dc_kwh, 4),
-        efficiency_pct=round(100.0 * dc_kwh / ac_kwh, 2) if ac_kwh > 0 else None,
-        by_status=by_status,
+    return by_status, ac_kwh, dc_kwh
+
+
+def _summed(by_status: dict[str, int], ac_kwh: float, dc_kwh: float) -> dict:
+    """The figures of a summary (the fleet's or a depot's), rounded as the answers report them."""
+    return {
+        "vehicle_count": sum(by_status.values()),
+        "ac_kwh": round(ac_kwh, 4),
+        "dc_kwh": round(dc_kwh, 4),
+        "efficiency_pct": round(100.0 * dc_kwh / ac_kwh, 2) if ac_kwh > 0 else None,
+        "by_status": by_status,
+    }
+
+
+def fleet_depots(
+    *, hours: int, now: datetime, threshold: float, min_charge_kwh: float | None = None
+) -> FleetDepots:
+    """`fleet_summary` per depot, depots in name order (vehicles without one last); one
+    statement. The depots' figures add up to the fleet summary's."""
+    start, end = fleet_window(hours=hours, now=now)
+    rows = _fleet_execute(
+        "fleet_depots", start=start, end=end, threshold=threshold, min_charge_kwh=min_charge_kwh
     )
+    grouped: dict[str, list] = {}
+    for depot, *row in rows:
+        grouped.setdefault(depot, []).append(row)
+    depots = tuple(
+        DepotSummary(depot=depot or None, **_summed(*_status_totals(depot_rows)))
+        for depot, depot_rows in sorted(grouped.items(), key=lambda item: (not item[0], item[0]))
+    )
+    return FleetDepots(start=start, end=end, depots=depots)
 
 
 def fleet_series(

@@ -113,6 +113,28 @@ class FleetSummarySerializer(serializers.Serializer):
         return _with_window(super().get_fields(), after=None)
 
 
+class DepotSummarySerializer(FleetSummarySerializer):
+    """A depot's share of the summary: the summary's figures, without its window."""
+
+    hours = None
+    threshold = None
+    depot = serializers.CharField(
+        allow_null=True, help_text="The depot; null: vehicles without one."
+    )
+
+    def get_fields(self):
+        return serializers.Serializer.get_fields(self)
+
+
+class FleetDepotsSerializer(serializers.Serializer):
+    hours = serializers.IntegerField(help_text="Whole hour buckets in the window.")
+    threshold = serializers.FloatField(help_text="Efficiency threshold, percent.")
+    depots = DepotSummarySerializer(many=True, help_text="Per depot, in name order; null last.")
+
+    def get_fields(self):
+        return _with_window(super().get_fields(), after=None)
+
+
 def _live_status_times() -> tuple[serializers.Field, ...]:
     """The last fields of a live status (`timestamp`, `receivedAt`, `stale`), made where the
     serializer declares them so they keep their place in its order."""

@@ -282,7 +282,7 @@ FROM sums ORDER BY bucket
 # The assignments meeting the rollup hours [start, until) (index fleet_assignment_meter_from).
 # The vehicles a fleet answer covers: not retired, and of depot %(depot)s unless it is ''.
 _FLEET_CTE = f"""fleet AS (
-    SELECT {_VEHICLE_PK} AS vehicle_pk, {_VEHICLE_CODE} AS code
+    SELECT {_VEHICLE_PK} AS vehicle_pk, {_VEHICLE_CODE} AS code, {_V_DEPOT} AS depot
     FROM {_VEHICLES}
     WHERE {_V_RETIRED} IS NULL AND (%(depot)s = '' OR {_V_DEPOT} = %(depot)s)
 )"""
@@ -393,7 +393,7 @@ meters AS (
     GROUP BY p.vehicle_pk
 ),
 sums AS (
-    SELECT v.code, meters.meter_ids,
+    SELECT v.code, v.depot, meters.meter_ids,
            coalesce(ac.ac_kwh, 0.0) AS ac_kwh, coalesce(ac.ac_readings, 0) AS ac_readings,
            coalesce(dc.dc_kwh, 0.0) AS dc_kwh, coalesce(dc.dc_readings, 0) AS dc_readings,
            dc.temp_sum
@@ -431,6 +431,16 @@ def _fleet_summary(dialect: _Dialect) -> str:
 SELECT status, count(*), sum(ac_kwh), sum(dc_kwh)
 FROM figures
 GROUP BY status
+"""
+
+
+def _fleet_depots(dialect: _Dialect) -> str:
+    """The summary's counts and totals per depot ('' for vehicles without one)."""
+    return f"""{_figures_cte(dialect)}
+SELECT depot, status, count(*), sum(ac_kwh), sum(dc_kwh)
+FROM figures
+GROUP BY depot, status
+ORDER BY depot, status
 """
 
 
@@ -560,6 +570,7 @@ def _statements(dialect: _Dialect) -> dict[str, str]:
         "vehicle_series": _vehicle_figures(dialect, bucketed=True),
         "fleet_inefficient": _fleet_inefficient(dialect),
         "fleet_summary": _fleet_summary(dialect),
+        "fleet_depots": _fleet_depots(dialect),
         "fleet_series": _fleet_series(dialect),
         "fleet_attribution": _fleet_attribution(dialect),
         "fleet_vehicle_figures": _fleet_vehicle_figures(dialect),

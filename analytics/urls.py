@@ -10,6 +10,7 @@ _ANALYTICS = {
     "fleet/attribution": (views.FleetAttributionView, "fleet-attribution"),
     "fleet/inefficient": (views.FleetInefficientView, "fleet-inefficient"),
     "fleet/summary": (views.FleetSummaryView, "fleet-summary"),
+    "fleet/depots": (views.FleetDepotsView, "fleet-depots"),
 }
 
 

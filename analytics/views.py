@@ -34,6 +34,7 @@ from analytics.params import (
 from analytics.selectors import (
     VehicleNotFound,
     fleet_attribution,
+    fleet_depots,
     fleet_inefficient,
     fleet_series,
     fleet_summary,
@@ -42,6 +43,7 @@ from analytics.selectors import (
 )
 from analytics.serializers import (
     FleetAttributionSerializer,
+    FleetDepotsSerializer,
     FleetInefficientPageSerializer,
     FleetSeriesSerializer,
     FleetSummarySerializer,
@@ -353,6 +355,73 @@ class FleetSummaryView(APIView):
         )
         body = {**summary.__dict__, "hours": hours, "threshold": threshold}
         return Response(FleetSummarySerializer(body).data)
+
+
+class FleetDepotsView(APIView):
+    @extend_schema(
+        operation_id="analytics_fleet_depots",
+        summary="The fleet summary per depot",
+        description="The summary's figures (vehicles, AC and DC totals, efficiency, vehicles per "
+        "status) for each depot, so depots can be compared side by side; they add up to the "
+        "fleet summary of the same window. Vehicles without a depot are grouped under "
+        "`depot: null`." + _FLEET_WINDOW_NOTE,
+        tags=["analytics"],
+        parameters=[FLEET_HOURS, THRESHOLD, MIN_CHARGE_KWH],
+        responses={
+            200: OpenApiResponse(
+                FleetDepotsSerializer,
+                examples=[
+                    OpenApiExample(
+                        "two depots",
+                        value={
+                            "from": "2026-02-09T11:00:00Z",
+                            "to": "2026-02-10T10:15:00Z",
+                            "hours": 24,
+                            "threshold": 85.0,
+                            "depots": [
+                                {
+                                    "vehicles": 2,
+                                    "totalAcConsumedKwh": 200.0,
+                                    "totalDcDeliveredKwh": 181.5,
+                                    "efficiencyPct": 90.75,
+                                    "byStatus": {
+                                        "OK": 2,
+                                        "FAULT_DETECTED": 0,
+                                        "ANOMALY": 0,
+                                        "IDLE": 0,
+                                        "INSUFFICIENT_DATA": 0,
+                                    },
+                                    "depot": "NORTH",
+                                },
+                                {
+                                    "vehicles": 1,
+                                    "totalAcConsumedKwh": 100.0,
+                                    "totalDcDeliveredKwh": 80.0,
+                                    "efficiencyPct": 80.0,
+                                    "byStatus": {
+                                        "OK": 0,
+                                        "FAULT_DETECTED": 1,
+                                        "ANOMALY": 0,
+                                        "IDLE": 0,
+                                        "INSUFFICIENT_DATA": 0,
+                                    },
+                                    "depot": "SOUTH",
+                                },
+                            ],
+                        },
+                    )
+                ],
+            ),
+            400: BAD_PARAMETER,
+        },
+    )
+    def get(self, request):
+        params = request.query_params
+        hours = parse_hours(params)
+        judgement = _judgement(params)
+        result = fleet_depots(hours=hours, now=timezone.now(), **judgement)
+        body = {**result.__dict__, "hours": hours, "threshold": judgement["threshold"]}
+        return Response(FleetDepotsSerializer(body).data)
 
 
 # --- Live status ---------------------------------------------------------------------------------

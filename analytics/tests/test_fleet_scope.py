@@ -102,3 +102,33 @@ class TestRetiredVehicles:
         alarmed = set(Alarm.objects.values_list("vehicle__vehicle_id", flat=True))
         assert "V-S1" not in alarmed
         assert {"V-N1", "V-N2"} <= alarmed
+
+
+class TestByDepot:
+    def test_each_depot_has_the_summary_figures_of_its_vehicles(self, depots, staff_client):
+        Vehicle.objects.filter(vehicle_id="V-S1").update(depot="")
+
+        response = staff_client.get("/v1/analytics/fleet/depots", {"hours": 24})
+
+        assert response.status_code == 200
+        body = response.json()
+        assert [(d["depot"], d["vehicles"]) for d in body["depots"]] == [("NORTH", 2), (None, 1)]
+        north = summary(staff_client, depot="NORTH")
+        for name in ("totalAcConsumedKwh", "totalDcDeliveredKwh", "efficiencyPct", "byStatus"):
+            assert body["depots"][0][name] == north[name]
+        everyone = summary(staff_client)
+        assert sum(d["totalAcConsumedKwh"] for d in body["depots"]) == pytest.approx(
+            everyone["totalAcConsumedKwh"]
+        )
+        assert (body["from"], body["to"], body["hours"]) == (
+            everyone["from"],
+            everyone["to"],
+            24,
+        )
+
+    def test_retired_vehicles_are_in_no_depot(self, depots, staff_client):
+        device_retire(device=Vehicle.objects.get(vehicle_id="V-S1"), at=NOW)
+
+        body = staff_client.get("/v1/analytics/fleet/depots").json()
+
+        assert [(d["depot"], d["vehicles"]) for d in body["depots"]] == [("NORTH", 2)]
