@@ -88,9 +88,12 @@ class MeterQuerySet(DeviceQuerySet):
 class Device(models.Model):
     """What vehicles and meters share: a name for people, a depot, and retirement."""
 
-    display_name = models.CharField("display name", max_length=100, blank=True)
+    # Database defaults too: devices registered by set-based SQL (ingest, imports) name neither.
+    display_name = models.CharField("display name", max_length=100, blank=True, db_default="")
     # The admin's and the analysts' "devices of this depot" filter.
-    depot = models.CharField("depot / site", max_length=64, blank=True, db_index=True)
+    depot = models.CharField(
+        "depot / site", max_length=64, blank=True, db_index=True, db_default=""
+    )
     created_at = models.DateTimeField(default=timezone.now, db_default=Now(), editable=False)
     # Retired: kept with its history and readings, out of fleet lists and alarms, never assigned.
     retired_at = models.DateTimeField("retired at", null=True, blank=True)

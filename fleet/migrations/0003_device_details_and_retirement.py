@@ -13,12 +13,12 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='meter',
             name='depot',
-            field=models.CharField(blank=True, db_index=True, max_length=64, verbose_name='depot / site'),
+            field=models.CharField(blank=True, db_default='', db_index=True, max_length=64, verbose_name='depot / site'),
         ),
         migrations.AddField(
             model_name='meter',
             name='display_name',
-            field=models.CharField(blank=True, max_length=100, verbose_name='display name'),
+            field=models.CharField(blank=True, db_default='', max_length=100, verbose_name='display name'),
         ),
         migrations.AddField(
             model_name='meter',
@@ -38,12 +38,12 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='vehicle',
             name='depot',
-            field=models.CharField(blank=True, db_index=True, max_length=64, verbose_name='depot / site'),
+            field=models.CharField(blank=True, db_default='', db_index=True, max_length=64, verbose_name='depot / site'),
         ),
         migrations.AddField(
             model_name='vehicle',
             name='display_name',
-            field=models.CharField(blank=True, max_length=100, verbose_name='display name'),
+            field=models.CharField(blank=True, db_default='', max_length=100, verbose_name='display name'),
         ),
         migrations.AddField(
             model_name='vehicle',
