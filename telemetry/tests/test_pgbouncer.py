@@ -76,12 +76,15 @@ def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def server_connections(monitor: psycopg.Connection, *, ours: int) -> int:
-    """Backends of the test database but this test's own two (`ours` and the monitor's)."""
+def server_connections(monitor: psycopg.Connection, *, ours: int, since: datetime) -> int:
+    """Backends of the test database opened since pgbouncer started (idle connections an
+    earlier test of this worker left open do not count), but this test's own two (`ours` and
+    the monitor's)."""
     return monitor.execute(
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-        "AND backend_type = 'client backend' AND pid NOT IN (pg_backend_pid(), %s)",
-        [ours],
+        "AND backend_type = 'client backend' AND pid NOT IN (pg_backend_pid(), %s) "
+        "AND backend_start >= %s",
+        [ours, since],
     ).fetchone()[0]
 
 
@@ -114,6 +117,7 @@ def test_ingest_reads_alarms_and_imports_work_through_transaction_pooling(
     direct = database_url(connection.settings_dict)
     name = connection.settings_dict["NAME"]
     port = int(connection.settings_dict.get("PORT") or 5432)
+    bouncer_started = datetime.now(UTC)
     with Pgbouncer(upstream_port=port, database=name, pool_size=POOL_SIZE) as bouncer:
         env = {
             "DATABASE_URL": bouncer.url(),
@@ -168,7 +172,10 @@ def test_ingest_reads_alarms_and_imports_work_through_transaction_pooling(
             def sample() -> None:
                 with psycopg.connect(direct, autocommit=True) as monitor:
                     while not sampling.is_set():
-                        peak[0] = max(peak[0], server_connections(monitor, ours=ours))
+                        peak[0] = max(
+                            peak[0],
+                            server_connections(monitor, ours=ours, since=bouncer_started),
+                        )
                         time.sleep(0.05)
 
             sampler = threading.Thread(target=sample, daemon=True)
