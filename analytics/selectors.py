@@ -368,14 +368,19 @@ def _fleet_execute(
     """Run the fleet statement `query` over the rollup hours of [start, end].
 
     Parameters beyond start/until: `threshold`, `min_charge_kwh` (default the setting),
-    `depot` (None: every depot) and the statement's own; `bucket` sets the series' bucket
-    parameters. Retired vehicles are never part of a fleet answer.
+    `depot` (None: every depot), `vehicles` (None: every vehicle; else a list of keys) and the
+    statement's own; `bucket` sets the series' bucket parameters. Retired vehicles are never part
+    of a fleet answer.
     """
     using = _read_database()
     adapt = connections[using].ops.adapt_datetimefield_value
     until = hour_floor(end) + HOUR
     params["min_charge_kwh"] = _min_charge(params.get("min_charge_kwh"))
     params["depot"] = params.get("depot") or ""
+    vehicles = params.get("vehicles")
+    if vehicles is not None and connections[using].vendor != "postgresql":
+        vehicles = json.dumps(list(vehicles))
+    params["vehicles"] = vehicles
     if bucket is not None:
         params.update(_bucket_params(start, until, bucket))
     params["start"] = adapt(start)
@@ -632,14 +637,20 @@ def attribution_for_vehicle(
 
 
 def fleet_vehicle_figures(
-    *, start: datetime, end: datetime, threshold: float, min_charge_kwh: float
+    *,
+    start: datetime,
+    end: datetime,
+    threshold: float,
+    min_charge_kwh: float | None = None,
+    vehicle_pks: Sequence[int] | None = None,
 ) -> list[VehicleFigures]:
     """Every mapped vehicle's exact AC/DC figures and status over [start, end]; one statement.
 
     The window is the fleet endpoints' (whole rollup hours from `start`, the last one current).
     Raw SQL for the reasons of the module docstring: a set-based read of the fleet is one
     statement of ~0.2 s at 10,000 vehicles, where a per-vehicle loop is 20,000 statements.
-    `min_charge_kwh` is the IDLE bound of the status rule.
+    `min_charge_kwh` is the IDLE bound of the status rule; `vehicle_pks` limits the answer to
+    those vehicles (a page of a list), which then costs what they cost, not the fleet.
     """
     rows = _fleet_execute(
         "fleet_vehicle_figures",
@@ -647,6 +658,7 @@ def fleet_vehicle_figures(
         end=end,
         threshold=threshold,
         min_charge_kwh=min_charge_kwh,
+        vehicles=None if vehicle_pks is None else list(vehicle_pks),
     )
     return [
         VehicleFigures(
@@ -659,41 +671,4 @@ def fleet_vehicle_figures(
             status=status,
         )
         for pk, code, meter_ids, ac_kwh, dc_kwh, efficiency, status in rows
-    ]
-
-
-# --- Sums judged (figures computed elsewhere) ----------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Sums:
-    """AC and DC of one window, as counted by whoever read them."""
-
-    ac_kwh: float
-    dc_kwh: float
-    ac_readings: int
-    dc_readings: int
-
-
-def sums_judge(
-    *, sums: Sequence[Sums], threshold: float, min_charge_kwh: float | None = None
-) -> list[tuple[float | None, str]]:
-    """(efficiency %, status) of each of `sums`, in order, by the one status rule; one statement.
-
-    For figures read outside the analytics statements (the admin's page of vehicles), so that
-    the rule still exists once, in SQL.
-    """
-    if not sums:
-        return []
-    using = _read_database()
-    params: dict = {"threshold": threshold, "min_charge_kwh": _min_charge(min_charge_kwh)}
-    columns = ("ac_kwh", "dc_kwh", "ac_readings", "dc_readings")
-    if connections[using].vendor == "postgresql":
-        params.update({column: [getattr(s, column) for s in sums] for column in columns})
-    else:
-        params["sums"] = json.dumps([[getattr(s, column) for column in columns] for s in sums])
-    rows = _run("judge_sums", params, using=using)
-    return [
-        (None if efficiency is None else float(efficiency), status)
-        for _, efficiency, status in rows
     ]

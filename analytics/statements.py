@@ -16,9 +16,10 @@ Every value is a named parameter (`%(start)s`); a literal percent sign is theref
 - per vehicle: `%(start)s`, `%(end)s` (the window) and the parts to read, one row each of
   (source, device, lo, hi) with `source` an index of `VEHICLE_SOURCES` — on PostgreSQL four
   arrays `%(source)s`, `%(device)s`, `%(lo)s`, `%(hi)s`; on SQLite one JSON array `%(parts)s`;
-- fleet: `%(start)s`, `%(until)s` (the rollup hours [start, until)) and `%(depot)s` (only the
-  vehicles of that depot; '' for all); retired vehicles are never counted; the list adds
-  `%(limit)s`, `%(offset)s`;
+- fleet: `%(start)s`, `%(until)s` (the rollup hours [start, until)), `%(depot)s` (only the
+  vehicles of that depot; '' for all) and `%(vehicles)s` (only these vehicle keys: an array on
+  PostgreSQL, a JSON array on SQLite; null for all); retired vehicles are never counted; the
+  list adds `%(limit)s`, `%(offset)s`;
 - series: `%(buckets)s` (how many), `%(origin)s` (epoch seconds of the first) and `%(width)s`
   (seconds).
 """
@@ -279,16 +280,26 @@ FROM sums ORDER BY bucket
 
 # --- Fleet: rollups, and raw readings at assignment edges ----------------------------------------
 
-# The assignments meeting the rollup hours [start, until) (index fleet_assignment_meter_from).
-# The vehicles a fleet answer covers: not retired, and of depot %(depot)s unless it is ''.
+# The vehicles a fleet answer covers: not retired, of depot %(depot)s unless it is '', and only
+# those of %(vehicles)s unless it is null (a page of the admin's list). `wanted_vehicles` is
+# defined per backend (an array on PostgreSQL, a JSON array on SQLite).
+_WANTED_VEHICLES = {
+    "postgresql": "wanted_vehicles AS (SELECT unnest(%(vehicles)s::bigint[]) AS pk)",
+    "sqlite": "wanted_vehicles AS (SELECT value AS pk FROM json_each(%(vehicles)s))",
+}
 _FLEET_CTE = f"""fleet AS (
     SELECT {_VEHICLE_PK} AS vehicle_pk, {_VEHICLE_CODE} AS code, {_V_DEPOT} AS depot
     FROM {_VEHICLES}
     WHERE {_V_RETIRED} IS NULL AND (%(depot)s = '' OR {_V_DEPOT} = %(depot)s)
+      AND (%(vehicles)s IS NULL OR {_VEHICLE_PK} IN (SELECT pk FROM wanted_vehicles))
 )"""
 
-# The fleet's assignments meeting the rollup hours [start, until).
-_PERIODS_CTE = f"""{_FLEET_CTE},
+
+def _periods_cte(dialect: _Dialect) -> str:
+    """The fleet's vehicles and their assignments meeting the rollup hours [start, until)
+    (index fleet_assignment_meter_from)."""
+    return f"""{_WANTED_VEHICLES[dialect.vendor]},
+{_FLEET_CTE},
 periods AS (
     SELECT {_A_VEHICLE} AS vehicle_pk, {_A_METER} AS meter_pk,
            {_A_FROM} AS period_from, {_A_TO} AS period_to
@@ -373,13 +384,14 @@ def _ac_parts(dialect: _Dialect) -> str:
 def _figures_cte(dialect: _Dialect) -> str:
     """Every vehicle with its figures over the rollup hours [start, until), judged (index on the
     vehicle rollups' hour, or their key, for the DC hours)."""
-    return f"""WITH {_PERIODS_CTE},
+    return f"""WITH {_periods_cte(dialect)},
 {_ac_parts(dialect)},
 dc AS (
     SELECT {_DC.device} AS vehicle_pk, sum({_DC.hourly_energy}) AS dc_kwh,
            sum({_DC.hourly_count}) AS dc_readings, sum({_HOURLY_TEMPERATURE}) AS temp_sum
     FROM {_DC.hourly}
     WHERE {_DC.hour} >= %(start)s AND {_DC.hour} < %(until)s
+      AND {_DC.device} IN (SELECT vehicle_pk FROM fleet)
     GROUP BY {_DC.device}
 ),
 ac AS (
@@ -458,7 +470,7 @@ def _fleet_series(dialect: _Dialect) -> str:
     """The fleet's AC (assigned meters, exact at assignment edges) and DC (every vehicle) per
     bucket."""
     return f"""WITH RECURSIVE {_BUCKETS_CTE},
-{_PERIODS_CTE},
+{_periods_cte(dialect)},
 {_ac_parts(dialect)},
 ac AS (
     SELECT {dialect.bucket("at")} AS bucket, sum(kwh) AS ac_kwh, sum(readings) AS ac_readings
@@ -492,7 +504,7 @@ def _fleet_attribution(dialect: _Dialect) -> str:
     vehicle while that assignment held (rollup hours wholly inside it, raw readings of its partial
     hours on both sides), judged by the one rule; then the meters low (FAULT_DETECTED) with two or
     more vehicles and the vehicles low on two or more meters, each with all its pairings."""
-    return f"""WITH {_PERIODS_CTE},
+    return f"""WITH {_periods_cte(dialect)},
 {_ac_parts(dialect)},
 dc_parts AS ({_hours_in_periods(dialect, _DC)}
     UNION ALL{_edges(dialect, _DC)}
@@ -540,31 +552,8 @@ ORDER BY s.verdict, CASE WHEN s.verdict = {_CHARGER} THEN m.{_METER_CODE}
 """
 
 
-# Sums computed elsewhere (the admin's glance at a page of vehicles), judged by the same rule:
-# one row per item of the parameters, in their order.
-_JUDGE_SUMS = {
-    "postgresql": f"""
-SELECT s.n, {_JUDGEMENT}
-FROM unnest(%(ac_kwh)s::float8[], %(dc_kwh)s::float8[], %(ac_readings)s::bigint[],
-            %(dc_readings)s::bigint[]) WITH ORDINALITY AS s(ac_kwh, dc_kwh, ac_readings,
-                                                          dc_readings, n)
-ORDER BY s.n
-""",
-    "sqlite": f"""
-SELECT s.n, {_JUDGEMENT}
-FROM (
-    SELECT key AS n, json_extract(value, '$[0]') AS ac_kwh, json_extract(value, '$[1]') AS dc_kwh,
-           json_extract(value, '$[2]') AS ac_readings, json_extract(value, '$[3]') AS dc_readings
-    FROM json_each(%(sums)s)
-) s
-ORDER BY s.n
-""",
-}
-
-
 def _statements(dialect: _Dialect) -> dict[str, str]:
     return {
-        "judge_sums": _JUDGE_SUMS[dialect.vendor],
         "vehicle_periods": _VEHICLE_PERIODS,
         "vehicle_performance": _vehicle_figures(dialect, bucketed=False),
         "vehicle_series": _vehicle_figures(dialect, bucketed=True),

@@ -2,35 +2,38 @@
 
 The list's own statement joins the live status (its primary key); everything else is read for
 the page's rows only (at most `list_per_page`), one set-based statement per kind: the current
-assignment, the open alarms, the 24 h figures (two statements over the hourly rollups). So the
+assignment, the open alarms, the 24 h figures (one fleet statement limited to the page). So the
 query count of a list is the same for 10 devices and for 100,000, and a deep page (OFFSET) skips
 index entries instead of evaluating per-row subqueries for every skipped row (measured at
 100,000 vehicles: page 500 took 7 s with the assignment and alarm subqueries in the SELECT list).
 Filters use indexed columns or a subquery on a primary key (see each filter).
 
-The 24 h figures are a glance, not the exact answer of the API and dashboard: they read whole
-rollup hours only (an hour in which an assignment started or ended off the hour is left out of
-AC), over the fleet endpoints' window (hour_floor(now) − 23 h, now], and are judged by the one
-status rule (`analytics.selectors.sums_judge`: the one SQL CASE, with the same settings).
+The 24 h figures are the fleet endpoints' own (`analytics.selectors.fleet_vehicle_figures` for
+the page's vehicles): exact at assignment edges, over the fleet window (hour_floor(now) − 23 h,
+now], judged by the one status rule with the same settings.
 """
 
-from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from urllib.parse import quote, urlencode
 
 from django.conf import settings
 from django.contrib import admin
 from django.core.exceptions import FieldDoesNotExist
-from django.db.models import Count, Exists, F, OuterRef, Q, Sum
+from django.db.models import Count, Exists, OuterRef, Sum
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from alarms.models import Alarm, AlarmType
-from analytics.selectors import Sums, fleet_window, sums_judge
-from api.times import HOUR, display_time
+from analytics.selectors import (
+    PerformanceStatus,
+    VehicleFigures,
+    fleet_vehicle_figures,
+    fleet_window,
+)
+from api.times import display_time
 from fleet.models import Meter, MeterAssignment, Vehicle
-from telemetry.models import MeterHourly, MeterStatus, VehicleHourly, VehicleStatus
+from telemetry.models import MeterHourly, MeterStatus, VehicleStatus
 
 WINDOW_HOURS = 24
 
@@ -38,72 +41,25 @@ WINDOW_HOURS = 24
 # --- The 24 h figures of a page of vehicles -------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
-class DayFigures:
-    """One vehicle's whole rollup hours of the last 24 h, judged by the status rule."""
-
-    ac_kwh: float
-    dc_kwh: float
-    ac_readings: int
-    dc_readings: int
-    efficiency_pct: float | None
-    status: str
-
-
 def day_window(now: datetime) -> datetime:
     """The first rollup hour of the fleet endpoints' 24 h window ending at `now`."""
     return fleet_window(hours=WINDOW_HOURS, now=now)[0]
 
 
-def vehicle_day_figures(*, vehicle_pks: list[int], now: datetime) -> dict[int, DayFigures]:
-    """The 24 h figures of these vehicles (a page of a list): two statements, whatever the fleet.
-
-    DC: the vehicles' rollup hours in the window. AC: the rollup hours of each meter lying wholly
-    inside one of its assignments to the vehicle (the assignment's GiST and (vehicle, valid_from)
-    indexes, then the (meter, hour) key of the rollups).
-    """
+def vehicle_day_figures(*, vehicle_pks: list[int], now: datetime) -> dict[int, VehicleFigures]:
+    """The exact 24 h figures of these vehicles (a page of a list), as the fleet endpoints count
+    them and judged by the one status rule: one statement that reads these vehicles only. A
+    vehicle no assignment maps in the window is left out (its row shows "—")."""
     if not vehicle_pks:
         return {}
-    start = day_window(now)
-    dc = {
-        row["device_id"]: row
-        for row in VehicleHourly.objects.filter(
-            device_id__in=vehicle_pks, hour__gte=start, hour__lte=now
-        )
-        .order_by()
-        .values("device_id")
-        .annotate(kwh=Sum("energy_kwh"), readings=Sum("reading_count"))
-    }
-    ac = {
-        row["vehicle_id"]: row
-        for row in MeterAssignment.objects.filter(vehicle_id__in=vehicle_pks)
-        .overlapping(start, None)
-        .filter(
-            Q(meter__meterhourly__hour__gte=start, meter__meterhourly__hour__lte=now)
-            & Q(meter__meterhourly__hour__gte=F("valid_from"))
-            & (Q(valid_to__isnull=True) | Q(valid_to__gte=F("meter__meterhourly__hour") + HOUR))
-        )
-        .order_by()
-        .values("vehicle_id")
-        .annotate(
-            kwh=Sum("meter__meterhourly__energy_kwh"),
-            readings=Sum("meter__meterhourly__reading_count"),
-        )
-    }
-    sums = [
-        Sums(
-            ac_kwh=ac.get(pk, {}).get("kwh") or 0.0,
-            dc_kwh=dc.get(pk, {}).get("kwh") or 0.0,
-            ac_readings=ac.get(pk, {}).get("readings") or 0,
-            dc_readings=dc.get(pk, {}).get("readings") or 0,
-        )
-        for pk in vehicle_pks
-    ]
-    verdicts = sums_judge(sums=sums, threshold=settings.ANALYTICS_FAULT_THRESHOLD_PCT)
-    figures = {}
-    for pk, numbers, (efficiency, status) in zip(vehicle_pks, sums, verdicts, strict=True):
-        figures[pk] = DayFigures(**asdict(numbers), efficiency_pct=efficiency, status=str(status))
-    return figures
+    start, end = fleet_window(hours=WINDOW_HOURS, now=now)
+    figures = fleet_vehicle_figures(
+        start=start,
+        end=end,
+        threshold=settings.ANALYTICS_FAULT_THRESHOLD_PCT,
+        vehicle_pks=vehicle_pks,
+    )
+    return {row.vehicle_pk: row for row in figures}
 
 
 def meter_day_energy(*, meter_pks: list[int], now: datetime) -> dict[int, float]:
@@ -335,7 +291,7 @@ class VehicleColumns(LiveColumns):
         status = getattr(vehicle, "status", None)
         return f"{status.soc_pct:.0f}" if status else "—"
 
-    @admin.display(description="24 h efficiency (rollup hours)")
+    @admin.display(description="24 h efficiency")
     def day_efficiency(self, vehicle: Vehicle) -> str:
         figures = getattr(vehicle, "day_figures", None)
         if figures is None or figures.efficiency_pct is None:
@@ -345,7 +301,8 @@ class VehicleColumns(LiveColumns):
     @admin.display(description="24 h status")
     def day_status(self, vehicle: Vehicle) -> str:
         figures = getattr(vehicle, "day_figures", None)
-        return figures.status if figures else "—"
+        # No assignment in the window: no meter reading, the rule's first line.
+        return figures.status if figures else PerformanceStatus.INSUFFICIENT_DATA
 
     @admin.display(description="links")
     def links(self, vehicle: Vehicle) -> str:

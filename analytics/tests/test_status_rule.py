@@ -10,11 +10,9 @@ import pytest
 
 from analytics.selectors import (
     PerformanceStatus,
-    Sums,
     fleet_inefficient,
     fleet_series,
     fleet_summary,
-    sums_judge,
     vehicle_performance,
     vehicle_series,
 )
@@ -102,37 +100,3 @@ def test_the_fleet_answers_follow_the_rule(case):
     yesterday, today = series.items  # the window starts at 13:00 the day before
     assert yesterday.status == S.INSUFFICIENT_DATA
     assert (today.status, today.efficiency_pct) == (status, efficiency)
-
-
-class TestSumsJudged:
-    """Figures read outside the analytics statements (the admin's list) go through the one rule."""
-
-    @pytest.mark.parametrize(
-        ("ac", "dc", "ac_readings", "dc_readings", "expected"),
-        [
-            (10.0, 9.0, 5, 5, (90.0, PerformanceStatus.OK)),
-            (10.0, 8.5, 5, 5, (85.0, PerformanceStatus.OK)),
-            (10.0, 8.0, 5, 5, (80.0, PerformanceStatus.FAULT_DETECTED)),
-            (10.0, 0.0, 5, 0, (None, PerformanceStatus.INSUFFICIENT_DATA)),
-            (0.0, 1.0, 0, 5, (None, PerformanceStatus.INSUFFICIENT_DATA)),
-            (0.5, 0.4, 5, 5, (None, PerformanceStatus.IDLE)),
-            (10.0, 11.0, 5, 5, (110.0, PerformanceStatus.ANOMALY)),
-        ],
-    )
-    def test_each_sum_gets_the_rules_verdict(self, db, ac, dc, ac_readings, dc_readings, expected):
-        judged = sums_judge(
-            sums=[Sums(ac_kwh=ac, dc_kwh=dc, ac_readings=ac_readings, dc_readings=dc_readings)],
-            threshold=85.0,
-            min_charge_kwh=1.0,
-        )
-
-        assert judged == [expected]
-
-    def test_many_sums_keep_their_order(self, db):
-        sums = [
-            Sums(ac_kwh=10.0, dc_kwh=float(dc), ac_readings=1, dc_readings=1) for dc in range(9)
-        ]
-
-        judged = sums_judge(sums=sums, threshold=85.0, min_charge_kwh=1.0)
-
-        assert [efficiency for efficiency, _ in judged] == [10.0 * dc for dc in range(9)]
