@@ -49,7 +49,11 @@ def test_reassigning_a_meter_through_the_autocomplete_asks_to_confirm(page_watch
 
     page.goto(f"/admin/fleet/vehicle/{vehicle.pk}/change/")
     page.click("#id_meter + .select2")
-    page.fill(".select2-search__field", "M-1")
+    # Opening the widget asks for the first page of meters; typing before that answer arrives
+    # makes select2 abort it (a failed request to the watcher). Wait for it, then for the search.
+    page.wait_for_selector(".select2-results__option >> text=M-1")
+    with page.expect_response(lambda r: "/admin/autocomplete/" in r.url and "term=M-1" in r.url):
+        page.fill(".select2-search__field", "M-1")
     page.click(".select2-results__option >> text=M-1")
     page.click("input[name=_save]")
     page.wait_for_selector(".errorlist")
