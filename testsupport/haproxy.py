@@ -11,14 +11,13 @@ A request already sent to an instance that dies gets a 502: the client retries i
 because ingestion is idempotent (a reading already stored is answered as a duplicate).
 """
 
-import os
 import shutil
 import signal
 import subprocess
 import tempfile
 from pathlib import Path
 
-from testsupport.servers import free_port, wait_for_port
+from testsupport.servers import free_port, stop_process_group, wait_for_port
 
 CONFIG = """\
 global
@@ -109,14 +108,7 @@ class HAProxy:
             raise RuntimeError(f"haproxy did not start:\n{self.log()}") from None
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
+        stop_process_group(self.process, signal.SIGTERM)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from testsupport.servers import free_port, wait_for_port
+from testsupport.servers import free_port, stop_process_group, wait_for_port
 
 OS_USER = "postgres"
 
@@ -103,14 +103,7 @@ class Pgbouncer:
             raise RuntimeError(f"pgbouncer did not start:\n{self.log()}") from None
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGINT)  # immediate shutdown
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
+        stop_process_group(self.process, signal.SIGINT)  # immediate shutdown
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

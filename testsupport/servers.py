@@ -47,6 +47,21 @@ def _wait_until(probe: Callable[[], None], *, what: str, timeout: float) -> None
             time.sleep(0.05)
 
 
+def stop_process_group(
+    process: subprocess.Popen | None, sig: int = signal.SIGTERM, *, timeout: float = 10.0
+) -> None:
+    """Send `sig` to a server started with `start_new_session=True` (its whole process group),
+    wait up to `timeout`, then SIGKILL what is left. Nothing to do if it has already exited."""
+    if process is None or process.poll() is not None:
+        return
+    os.killpg(process.pid, sig)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
 def wait_for_http(url: str, *, timeout: float = 30.0) -> None:
     """Return once `url` answers at all (any status); raise after `timeout` seconds."""
 
@@ -122,14 +137,7 @@ class Gunicorn:
             raise RuntimeError(f"gunicorn did not start:\n{self.log()}") from None
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, sig)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
+        stop_process_group(self.process, sig, timeout=30)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
